@@ -1,0 +1,240 @@
+"""Soak and faults: the scaled-out deployment under mixed traffic for a bounded time.
+
+``contact_center.cluster`` starts its own Redis, a fresh PostgreSQL database, two web processes,
+two router leaders and an RQ worker on loopback. ``contact_center.simulate`` then runs
+``--agents`` (300) simulated agents (Socket.IO clients, spread over both web processes) and
+Poisson arrivals at ``--rate`` (50) contacts per second in all, mixed over chat and voice
+(live, with patience) and email, SMS and API (async), for ``--minutes`` (15). Every
+``--sample`` seconds it records each server process's resident memory.
+
+With ``--faults`` it kills the router leader at a quarter of the run (another must lead within
+5 s), a web process at half (its agents reconnect to the other) and restarts Redis at three
+quarters (service continues).
+
+SMS and voice customers come through the desk's signed Twilio webhooks (the simulator signs
+them with the cluster's auth token); the desk's REST calls (replies, putting calls through to
+agents) go to the Twilio-API stub of the tests, served in this process. ``--no-twilio`` sends
+them through the API instead.
+
+Afterwards the database is counted: every contact sent is stored exactly once (``lost``,
+``duplicated``), and the figures are the simulator's (offer latency from arrival to the agent's
+``offer`` event, service level, abandons). ``python -m bench soak [--minutes M] [--rate R]
+[--agents N] [--faults]``; the last line printed is one JSON object. Baseline in the same run:
+the first minute's p99 offer latency and memory, against which the last minute's are compared
+(``ratio`` = last-minute p99 / first-minute p99: about 1 when steady).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._load import percentile
+from contact_center.cluster import Cluster, ClusterConfig
+from contact_center.loopback import free_port
+from contact_center.simulate.model import ChannelMix, Outcome, Scenario, arrivals, figures
+from contact_center.simulate.runner import Target, run
+
+__all__ = ["main"]
+
+SHARES = {"chat": 0.3, "voice": 0.1, "email": 0.2, "sms": 0.2, "api": 0.2}
+TWILIO_SID = "AC" + "5a" * 16
+TWILIO_TOKEN = "soak-twilio-auth-token"  # noqa: S105 - the cluster's own, on loopback
+
+
+async def _drive(target: Target, scenario: Scenario, plan: list[Any], stub_port: int | None) -> Any:
+    """The simulation, with the Twilio-API stub serving on ``stub_port`` while it runs."""
+    if stub_port is None:
+        return await run(target, scenario, plan, drain_seconds=90)
+    from tests.twilio_stub import TwilioStub
+
+    stub = TwilioStub(TWILIO_SID, TWILIO_TOKEN)
+    await stub.start(stub_port)
+    try:
+        return await run(target, scenario, plan, drain_seconds=90)
+    finally:
+        await stub.close()
+
+
+def _rss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class Sampler(threading.Thread):
+    """Resident memory of every cluster process, every ``every`` seconds."""
+
+    def __init__(self, cluster: Cluster, every: float) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.every = cluster, every
+        self.samples: list[tuple[float, dict[str, int]]] = []
+        self.stop_event = threading.Event()
+        self.t0 = time.monotonic()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            snap = {n: rss for n, p in list(self.cluster.procs.items())
+                    if (rss := _rss_kib(p.pid)) is not None}  # fmt: skip
+            self.samples.append((time.monotonic() - self.t0, snap))
+            self.stop_event.wait(self.every)
+
+
+def _faults(cluster: Cluster, seconds: float, log: list[dict[str, Any]]) -> threading.Thread:
+    def act() -> None:
+        t0 = time.monotonic()
+
+        def at(fraction: float) -> None:
+            time.sleep(max(0.0, t0 + seconds * fraction - time.monotonic()))
+
+        at(0.25)
+        leader = cluster.leader()
+        if leader is not None:
+            cluster.kill(leader)
+            killed = time.monotonic()
+            while cluster.leader() in (None, leader) and time.monotonic() - killed < 30:
+                time.sleep(0.05)
+            log.append({"fault": "leader killed", "name": leader,
+                        "takeover_s": round(time.monotonic() - killed, 2),
+                        "new_leader": cluster.leader()})  # fmt: skip
+            cluster.start_process(leader)
+        at(0.5)
+        cluster.kill("web1")
+        log.append({"fault": "web1 killed", "at_s": round(time.monotonic() - t0, 1)})
+        time.sleep(5)
+        cluster.start_process("web1")
+        at(0.75)
+        cluster.stop_redis()
+        cluster.start_redis()
+        log.append({"fault": "redis restarted", "at_s": round(time.monotonic() - t0, 1)})
+
+    thread = threading.Thread(target=act, daemon=True)
+    thread.start()
+    return thread
+
+
+def _count(cluster: Cluster, tag: str) -> tuple[int, set[int], int]:
+    """Inbound rows stored for the run, the arrival numbers they belong to, and tickets."""
+    import psycopg
+
+    # every driver marks its contact with the arrival number: in the external id (API:
+    # sim-TAG-N; chat: <visitor>:sim-TAG-N; email: the Message-ID) or the first line of the
+    # body (Twilio: "sim TAG N"); one inbound message per arrival
+    mark = f"sim[- ]{tag}[- ]([0-9]+)"
+    with psycopg.connect(cluster.database_url) as pg:
+        rows = pg.execute(
+            "SELECT n, ticket_id FROM ("
+            " SELECT ticket_id, substring(coalesce(external_id, '') || ' '"
+            "   || coalesce(body_text, '') from %s) AS n"
+            " FROM message WHERE direction = 'in') m WHERE n IS NOT NULL",
+            (mark,),
+        ).fetchall()
+        # a call is a voicecall row (its ticket's message is the desk's own), its caller the
+        # arrival's number (the last 7 digits: simulate.drivers._phone); the cluster's
+        # database is new for every run
+        calls = pg.execute("SELECT caller, ticket_id FROM voicecall").fetchall()
+    numbers = [int(n) for n, _ in rows] + [int(str(c)[-7:]) for c, _ in calls]
+    tickets = {t for _, t in rows} | {t for _, t in calls}
+    return len(numbers), set(numbers), len(tickets)
+
+
+def _window(outcomes: list[Outcome], start: float, end: float) -> list[float]:
+    return [
+        (o.offered_at - o.sent_at) * 1000
+        for o in outcomes
+        if o.offered_at is not None and o.sent_at is not None and start <= o.arrival.at < end
+    ]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench soak", description=__doc__)
+    parser.add_argument("--minutes", type=float, default=15.0)
+    parser.add_argument("--rate", type=float, default=50.0, help="contacts per second, all")
+    parser.add_argument("--agents", type=int, default=300)
+    parser.add_argument("--aht", type=float, default=8.0, help="mean handle seconds")
+    parser.add_argument("--sample", type=float, default=10.0)
+    parser.add_argument("--faults", action="store_true")
+    parser.add_argument("--no-twilio", action="store_true", help="SMS and voice via the API")
+    parser.add_argument("--seed", type=int, default=20261201)
+    args = parser.parse_args(argv)
+    if not (0 < args.minutes <= 60 and 0 < args.rate <= 200 and 1 <= args.agents <= 1000):
+        parser.error("--minutes 0..60, --rate 0..200, --agents 1..1000 (bounded runs)")
+    seconds = args.minutes * 60
+    mix = tuple(
+        ChannelMix(c, args.rate * share * 3600, args.aht, 30.0 if c in ("chat", "voice") else None)
+        for c, share in SHARES.items()
+    )
+    scenario = Scenario(mix, seconds, args.agents, accept_delay_seconds=0.3, seed=args.seed)
+    plan = arrivals(scenario)
+    started = time.perf_counter()
+    faults: list[dict[str, Any]] = []
+    stub_port = None if args.no_twilio else free_port()
+    extra = {} if stub_port is None else {
+        "CC_TWILIO_ACCOUNT_SID": TWILIO_SID, "CC_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "CC_TWILIO_API_BASE_URL": f"http://127.0.0.1:{stub_port}",
+        "CC_TWILIO_SMS_FROM": "+15005550006", "CC_TWILIO_HOLD_MUSIC_URL": "",
+    }  # fmt: skip
+    with Cluster(ClusterConfig(web=2, leaders=2, workers=1, extra_env=extra)) as cluster:
+        web = (cluster.url("web1"), cluster.url("web2"))
+        print(f"soak: {len(plan)} contacts over {seconds:.0f} s ({args.rate:g}/s), "
+              f"{args.agents} agents, cluster {json.dumps(cluster.describe()['pids'])}",
+              flush=True)  # fmt: skip
+        sampler = Sampler(cluster, args.sample)
+        sampler.start()
+        fault_thread = _faults(cluster, seconds, faults) if args.faults else None
+        # chat customers open the widget's socket from the desk's public page (nginx, if any)
+        origin = cluster.env("web1")["CC_PUBLIC_BASE_URL"]
+        target = Target(web, "admin@demo.test", "demo-password", queue="general", origin=origin,
+                        twilio_token="" if stub_port is None else TWILIO_TOKEN,
+                        public_url=origin, twilio_account_sid=TWILIO_SID)  # fmt: skip
+        sim = asyncio.run(_drive(target, scenario, plan, stub_port))
+        sampler.stop_event.set()
+        sampler.join()
+        if fault_thread is not None:
+            fault_thread.join(60)
+        stored, numbers, tickets = _count(cluster, sim.tag)
+    outcomes = list(sim.outcomes.values())
+    sent = sum(1 for o in outcomes if o.sent_at is not None and o.error is None)
+    # lost: the desk took it (no error at the customer) and has no row of it; a contact whose
+    # customer saw an error (a connection cut by a killed process) may or may not be stored
+    acked = {o.arrival.number for o in outcomes if o.sent_at is not None and o.error is None}
+    failed = {o.arrival.number for o in outcomes if o.error is not None}
+    lat = _window(outcomes, 0, seconds)
+    first, last = _window(outcomes, 0, 60), _window(outcomes, seconds - 60, seconds)
+    live = [o for o in outcomes if o.arrival.channel in ("chat", "voice")]
+    fig = figures(live, scenario.threshold_seconds, scenario.short_abandon_seconds)
+    mem_first = {
+        n: v for n, v in (sampler.samples[1][1] if len(sampler.samples) > 1 else {}).items()
+    }
+    mem_last = sampler.samples[-1][1] if sampler.samples else {}
+    result = {
+        "name": "soak",
+        "minutes": args.minutes, "rate_per_s": args.rate, "agents": args.agents,
+        "contacts": len(plan), "sent": sent, "errors": sum(1 for o in outcomes if o.error),
+        "stored": stored, "lost": len(acked - numbers), "duplicated": stored - len(numbers),
+        "failed_but_stored": len(failed & numbers),
+        "tickets": tickets,
+        "offered": len(lat), "p50_offer_ms": round(percentile(lat, 50), 1),
+        "p99_offer_ms": round(percentile(lat, 99), 1),
+        "first_minute_p99_ms": round(percentile(first, 99), 1),
+        "last_minute_p99_ms": round(percentile(last, 99), 1),
+        "ratio": round(percentile(last, 99) / percentile(first, 99), 2) if first and last else None,
+        "live_service_level": fig.service_level, "live_abandon_rate": fig.abandon_rate,
+        "rss_mib_first": {n: round(v / 1024) for n, v in mem_first.items()},
+        "rss_mib_last": {n: round(v / 1024) for n, v in mem_last.items()},
+        "error_samples": sorted({str(o.error)[:160] for o in outcomes if o.error})[:5],
+        "agent_errors": sim.agent_errors, "agent_error_samples": sim.agent_error_samples,
+        "faults": faults,
+        "seconds": round(time.perf_counter() - started, 1),
+    }  # fmt: skip
+    print(json.dumps(result))
+    return 0 if result["lost"] == 0 and result["duplicated"] == 0 else 1

@@ -1,0 +1,519 @@
+"""Database engines and the unit of work.
+
+Actions are plain synchronous functions ``action(uow, ...)``: the same code runs in the web
+process (on a small thread pool, so the event loop never blocks) and in RQ workers (which are
+synchronous). On SQLite one writer thread serialises every write transaction (``BEGIN
+IMMEDIATE``, WAL, so readers never wait); on PostgreSQL a pool of threads writes concurrently and
+unique constraints with ``ON CONFLICT`` settle races.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import re
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Engine
+
+from contact_center.db_batch import GroupCommitWriter
+from tickets.models import utcnow
+
+__all__ = [
+    "SYSTEM",
+    "Actor",
+    "Database",
+    "EventRecord",
+    "UnitOfWork",
+    "fetch",
+    "insert_ignore",
+    "normalise_url",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A committed event, as published on the bus."""
+
+    id: int
+    type: str
+    ticket_id: int | None
+    payload: dict[str, Any]
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (Socket.IO, Redis, webhooks)."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "ticket_id": self.ticket_id,
+            "payload": self.payload,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who performs an action: ``user`` (with id), ``channel:<name>``, ``system`` or ``cli``."""
+
+    kind: str
+    user_id: int | None = None
+
+
+SYSTEM = Actor("system")
+
+
+@dataclass(slots=True)
+class UnitOfWork:
+    """One transaction: a session, the time it runs at, and the events and audit rows it made."""
+
+    session: sa.Connection
+    now: datetime
+    _events: list[dict[str, Any]] = field(default_factory=list)
+    _audit: list[dict[str, Any]] = field(default_factory=list)
+    published: list[EventRecord] = field(default_factory=list)
+    outbox: list[int] = field(default_factory=list)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.session.dialect.name
+
+    def fetch(self, statement: Any, params: Mapping[str, Any] | None = None) -> Sequence[Any]:
+        """Run a prebuilt (module-level) Core statement in this transaction; all its rows.
+
+        Rows allow index and attribute access, like SQLAlchemy's. On SQLite the statement runs
+        straight on the driver (see :func:`_fast_plan`), elsewhere through ``execute``.
+        """
+        return fetch(self.session, statement, params)
+
+    def emit(self, type_: str, payload: dict[str, Any], ticket_id: int | None = None) -> None:
+        """Record an event; it is stored with this transaction and published after commit."""
+        self._events.append(
+            {"type": type_, "ticket_id": ticket_id, "payload": payload, "created_at": self.now}
+        )
+
+    def audit(
+        self,
+        actor: Actor,
+        action: str,
+        target_type: str,
+        target_id: int | None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record who did what; stored with this transaction."""
+        self._audit.append(
+            {
+                "actor_user_id": actor.user_id,
+                "actor": actor.kind,
+                "action": action,
+                "target_type": target_type,
+                "target_id": target_id,
+                "detail": detail or {},
+                "created_at": self.now,
+            }
+        )
+
+    def flush_log(self) -> None:
+        """Write pending events and audit rows (ids returned for events, in order).
+
+        PostgreSQL gets multi-row inserts; on SQLite, where a statement is a function call
+        rather than a round trip, one prebuilt insert per row on the driver is cheaper still.
+        """
+        from tickets.actions._statements import AUDIT_INSERT, EVENT_INSERT
+
+        conn = self.session
+        if self._events:
+            if _fast_plan(conn, EVENT_INSERT, self._events[0]) is not None:
+                ids = [fetch(conn, EVENT_INSERT, ev)[0][0] for ev in self._events]
+            else:
+                ids = [row[0] for row in conn.execute(EVENT_INSERT, self._events).all()]
+            for event_id, ev in zip(ids, self._events, strict=True):
+                self.published.append(
+                    EventRecord(
+                        event_id, ev["type"], ev["ticket_id"], ev["payload"], ev["created_at"]
+                    )
+                )
+            self._events.clear()
+        if self._audit:
+            if _fast_plan(conn, AUDIT_INSERT, self._audit[0]) is not None:
+                for row in self._audit:
+                    fetch(conn, AUDIT_INSERT, row)
+            else:
+                conn.execute(AUDIT_INSERT, self._audit)
+            self._audit.clear()
+
+
+def insert_ignore(uow: UnitOfWork, table: sa.Table, values: dict[str, Any]) -> int | None:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id``: the new id, or None on conflict.
+
+    On PostgreSQL a conflicting insert waits for the other transaction and then does nothing,
+    so concurrent duplicates settle without check-then-insert races.
+    """
+    from tickets.actions._statements import insert_ignore_statement
+
+    rows = uow.fetch(insert_ignore_statement(table, uow.dialect), values)
+    return int(rows[0][0]) if rows else None
+
+
+# -- prebuilt statements straight on the SQLite driver ---------------------------------------
+#
+# ``Connection.execute`` costs ~20 µs of Python per statement even for a prebuilt, cached
+# statement (cache key, execution context, events, result metadata); the SQLite call itself
+# costs ~1 µs. On the single SQLite writer that is most of an ingest. So a prebuilt statement
+# is compiled once per set of parameter names, with SQLAlchemy's own compiler, bind and result
+# processors and scalar column defaults, and then runs on the DBAPI cursor: the same SQL and
+# the same stored values, driver errors wrapped into the same SQLAlchemy exceptions. Anything
+# the shortcut does not cover (other dialects, callable defaults, parameter-dependent SQL, no
+# open transaction) goes through ``Connection.execute`` as before.
+
+
+class _Plan:
+    __slots__ = ("binds", "processors", "returns", "row", "sql", "statement")
+
+    def __init__(
+        self,
+        statement: Any,
+        sql: str,
+        binds: list[tuple[str | None, Any, Callable[[Any], Any] | None]],
+        returns: bool,
+        row: Any,
+        processors: list[Callable[[Any], Any] | None] | None,
+    ) -> None:
+        self.statement = statement
+        self.sql = sql
+        self.binds = binds
+        self.returns = returns
+        self.row = row
+        self.processors = processors
+
+
+# (id(statement), id(dialect), parameter names) -> (statement, dialect, plan or None): the
+# references keep both ids from being reused while the entry lives. One dialect per engine.
+_PLANS: dict[tuple[int, int, tuple[str, ...]], tuple[Any, Any, _Plan | None]] = {}
+_PLANS_MAX = 2_000
+
+
+def _build_plan(conn: sa.Connection, statement: Any, names: tuple[str, ...]) -> _Plan | None:
+    dialect = conn.dialect
+    if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
+        return None
+    try:
+        is_insert = isinstance(statement, sa.Insert)
+        compiled: Any = statement.compile(
+            dialect=dialect, column_keys=list(names) if is_insert else None
+        )
+        if not compiled.positional or compiled.escaped_bind_names or compiled.update_prefetch:
+            return None
+        defaults: dict[str, Any] = {}
+        for col in compiled.insert_prefetch:
+            if col.key in names:
+                continue
+            if col.default is None or not col.default.is_scalar:
+                return None  # callable defaults may need the execution context
+            defaults[col.key] = col.default.arg
+        for key, bind in compiled.binds.items():
+            if bind.expanding and key in names:
+                return None  # the SQL would depend on the list's length
+        state = compiled.construct_expanded_state(dict.fromkeys(names))
+    except sa.exc.SQLAlchemyError:
+        return None
+    binds: list[tuple[str | None, Any, Callable[[Any], Any] | None]] = []
+    processors_by_name = {**compiled._bind_processors, **state.processors}
+    for key in state.positiontup or ():
+        proc = processors_by_name.get(key)
+        if isinstance(proc, tuple):
+            return None  # tuple-typed parameters: leave them to execute()
+        if key in names:
+            bind = compiled.binds.get(key)
+            if proc is not None and bind is not None and bind.type._type_affinity is sa.DateTime:
+                proc = _memoised(proc, (type(bind.type), repr(bind.type), dialect.name))
+            binds.append((key, None, proc))
+            continue
+        value = defaults[key] if key in defaults else state.parameters[key]
+        binds.append((None, proc(value) if proc is not None else value, None))
+    columns = compiled._result_columns
+    row: Any = None
+    processors: list[Callable[[Any], Any] | None] | None = None
+    if columns:
+        row = _row_type([c.keyname for c in columns])
+        procs = [c.type._cached_result_processor(dialect, None) for c in columns]
+        processors = procs if any(p is not None for p in procs) else None
+    return _Plan(statement, state.statement, binds, bool(columns), row, processors)
+
+
+_MEMOISED: dict[Any, Callable[[Any], Any]] = {}
+
+
+def _memoised(proc: Callable[[Any], Any], kind: Any) -> Callable[[Any], Any]:
+    """``proc`` remembering its last few results, shared by every column of the same ``kind``
+    (type class, its arguments, dialect). For timestamps: an action stamps one ``now`` on a
+    dozen columns, and formatting it for SQLite is the costliest bind conversion."""
+    hit = _MEMOISED.get(kind)
+    if hit is not None:
+        return hit
+    cache: dict[Any, Any] = {}
+
+    def run(value: Any) -> Any:
+        try:
+            return cache[value]
+        except KeyError:
+            pass
+        if len(cache) >= 64:
+            cache.clear()
+        out = cache[value] = proc(value)
+        return out
+
+    _MEMOISED[kind] = run
+    return run
+
+
+def _row_type(keys: list[str]) -> Any:
+    """Rows with index and attribute access, like SQLAlchemy's ``Row``."""
+    return namedtuple("Row", keys, rename=True)
+
+
+def _fast_plan(conn: sa.Connection, statement: Any, params: Mapping[str, Any]) -> _Plan | None:
+    """The driver-level plan for ``statement`` on this engine with these parameter names."""
+    dialect = conn.dialect
+    if dialect.name != "sqlite":
+        return None
+    key = (id(statement), id(dialect), tuple(params))
+    entry = _PLANS.get(key)
+    if entry is None or entry[0] is not statement or entry[1] is not dialect:
+        if len(_PLANS) > _PLANS_MAX:  # only prebuilt statements belong here; stay bounded
+            _PLANS.clear()
+        entry = _PLANS[key] = (statement, dialect, _build_plan(conn, statement, key[2]))
+    return entry[2]
+
+
+def fetch(
+    conn: sa.Connection, statement: Any, params: Mapping[str, Any] | None = None
+) -> Sequence[Any]:
+    """Run a prebuilt Core statement on ``conn`` (inside its transaction); all its rows."""
+    params = params or {}
+    plan = _fast_plan(conn, statement, params) if conn.in_transaction() else None
+    if plan is None:
+        result = conn.execute(statement, params)
+        return result.all() if result.returns_rows else []
+    try:
+        args = [
+            value if key is None else (params[key] if proc is None else proc(params[key]))
+            for key, value, proc in plan.binds
+        ]
+    except Exception as err:  # a bind processor refused a value, as execute() reports it
+        raise sa.exc.StatementError(str(err), plan.sql, dict(params), err) from err
+    raw = _driver_execute(conn, plan.sql, args, plan.returns)
+    if plan.row is None:
+        return []
+    make = plan.row._make
+    procs = plan.processors
+    if procs is None:
+        return [make(r) for r in raw]
+    return [make([v if p is None else p(v) for p, v in zip(procs, r, strict=True)]) for r in raw]
+
+
+def _driver_execute(conn: sa.Connection, sql: str, args: Sequence[Any], returns: bool) -> list[Any]:
+    dialect = conn.dialect
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, args)
+        return list(cursor.fetchall()) if returns else []
+    except dialect.loaded_dbapi.Error as err:
+        raise sa.exc.DBAPIError.instance(
+            sql, args, err, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from err
+    finally:
+        cursor.close()
+
+
+_SAVEPOINT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def _plain_savepoints(dialect: Any, *, driver: bool) -> None:
+    """``SAVEPOINT``/``RELEASE``/``ROLLBACK TO`` as plain SQL on this engine's dialect.
+
+    SQLAlchemy compiles a fresh clause for every uniquely named savepoint (~35 µs each, and the
+    group-commit writer and ingest take two per contact). Same statements, no compilation: on
+    the driver for SQLite, through ``exec_driver_sql`` (events, error handling) elsewhere.
+    """
+    plain = {
+        "do_savepoint": "SAVEPOINT {}",
+        "do_release_savepoint": "RELEASE SAVEPOINT {}",
+        "do_rollback_to_savepoint": "ROLLBACK TO SAVEPOINT {}",
+    }
+    for method, template in plain.items():
+        original = getattr(dialect, method)
+
+        def run(
+            connection: sa.Connection, name: str, _t: str = template, _o: Any = original
+        ) -> None:
+            if not _SAVEPOINT_NAME.fullmatch(name):
+                _o(connection, name)
+            elif driver:
+                _driver_execute(connection, _t.format(name), (), False)
+            else:
+                connection.exec_driver_sql(_t.format(name))
+
+        setattr(dialect, method, run)
+
+
+def normalise_url(url: str) -> str:
+    """Pick the drivers we ship: psycopg 3 for PostgreSQL, the stdlib for SQLite."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> Engine:
+    engine = sa.create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=pool_size,
+        max_overflow=0,
+    )
+
+    @sa_event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @sa_event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    _plain_savepoints(engine.dialect, driver=True)
+    return engine
+
+
+class Database:
+    """Engines plus the executors that run actions off the event loop."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 8,
+        clock: Callable[[], datetime] = utcnow,
+        on_commit: Callable[[Sequence[EventRecord]], None] | None = None,
+        group_commit: bool = True,
+    ) -> None:
+        self.url = normalise_url(url)
+        self.clock = clock
+        self.on_commit = on_commit
+        # Run inside every write transaction after its events are stored (the webhook outbox).
+        self.tx_hooks: list[Callable[[UnitOfWork], None]] = []
+        # Called after commit with the outbox row ids the transaction created.
+        self.on_outbox: Callable[[Sequence[int]], None] | None = None
+        self.closed = False
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            if self.url.startswith("sqlite:///") and self.url != "sqlite:///:memory:":
+                from pathlib import Path
+
+                Path(self.url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = _sqlite_engine(self.url, immediate=True, pool_size=1)
+            self.read_engine = _sqlite_engine(self.url, immediate=False, pool_size=pool_size)
+            writers = 1
+        else:
+            self.engine = sa.create_engine(
+                self.url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True
+            )
+            _plain_savepoints(self.engine.dialect, driver=False)
+            self.read_engine = self.engine
+            writers = pool_size
+        self._write_pool = ThreadPoolExecutor(writers, thread_name_prefix="db-write")
+        self.group_commit = group_commit
+        self._batcher = GroupCommitWriter(self)
+        self._read_pool = ThreadPoolExecutor(pool_size, thread_name_prefix="db-read")
+
+    # -- synchronous API (CLI, jobs, tests) -------------------------------------------------
+    def write_sync(
+        self,
+        fn: Callable[Concatenate[UnitOfWork, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run ``fn(uow, ...)`` in one write transaction; publish its events after commit."""
+        if self.closed:
+            raise RuntimeError("database is closed")
+        with self.engine.begin() as conn:
+            uow = UnitOfWork(session=conn, now=self.clock())
+            result = fn(uow, *args, **kwargs)
+            uow.flush_log()
+            for hook in self.tx_hooks:
+                hook(uow)
+        if uow.published and self.on_commit is not None:
+            self.on_commit(uow.published)
+        if uow.outbox and self.on_outbox is not None:
+            self.on_outbox(uow.outbox)
+        return result
+
+    def read_sync(
+        self, fn: Callable[Concatenate[sa.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(session, ...)`` in a read-only transaction."""
+        if self.closed:
+            raise RuntimeError("database is closed")
+        with self.read_engine.begin() as conn:
+            return fn(conn, *args, **kwargs)
+
+    # -- asynchronous API (web process) -------------------------------------------------------
+    async def write(
+        self,
+        fn: Callable[Concatenate[UnitOfWork, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """:meth:`write_sync` off the event loop (grouped commits on SQLite)."""
+        if self.is_sqlite and self.group_commit:
+            if self.closed:
+                raise RuntimeError("database is closed")
+            result: T = await self._batcher.submit(fn, args, kwargs)
+            return result
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self.write_sync, fn, *args, **kwargs)
+        ctx = contextvars.copy_context()
+        return await loop.run_in_executor(self._write_pool, ctx.run, call)
+
+    async def read(
+        self, fn: Callable[Concatenate[sa.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """:meth:`read_sync` on the reader pool."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self.read_sync, fn, *args, **kwargs)
+        ctx = contextvars.copy_context()
+        return await loop.run_in_executor(self._read_pool, ctx.run, call)
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        with self.read_engine.connect() as conn:
+            return conn.execute(sa.text("select 1")).scalar() == 1
+
+    def close(self) -> None:
+        """Stop the pools and dispose of the engines."""
+        self.closed = True
+        self._batcher.close()
+        self._write_pool.shutdown(wait=True)
+        self._read_pool.shutdown(wait=True)
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()

@@ -1,0 +1,209 @@
+"""The event bus: committed events fan out to subscribers, in-process or across processes.
+
+``publish`` is thread-safe (the database writer thread calls it after commit). Subscribers are
+coroutines run in order on the event loop. The Redis bus also carries events between web
+processes and from RQ workers (JSON only: never pickle on a shared queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from contact_center.db import EventRecord
+
+__all__ = ["EventBus", "InProcessBus", "RedisBus", "Subscriber", "publish_sync"]
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[EventRecord], Awaitable[None]]
+
+
+class EventBus(Protocol):
+    """What the app needs from a bus."""
+
+    def publish(self, events: Sequence[EventRecord]) -> None:
+        """Hand committed events over (thread-safe, never blocks)."""
+
+    def subscribe(self, handler: Subscriber) -> None:
+        """Call ``handler`` for every event, in id order per publisher."""
+
+    async def start(self) -> None:
+        """Begin dispatching."""
+
+    async def stop(self) -> None:
+        """Stop dispatching (pending events are delivered first)."""
+
+
+class InProcessBus:
+    """Fan-out inside one process through an asyncio queue."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        self._queue: asyncio.Queue[EventRecord | None] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def subscribe(self, handler: Subscriber) -> None:
+        self._subscribers.append(handler)
+
+    def publish(self, events: Sequence[EventRecord]) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        if events:  # one wake-up of the loop for the whole batch
+            loop.call_soon_threadsafe(self._enqueue, list(events))
+
+    def _enqueue(self, events: list[EventRecord]) -> None:
+        for ev in events:
+            self._queue.put_nowait(ev)
+
+    async def _dispatch(self, ev: EventRecord) -> None:
+        for handler in self._subscribers:
+            try:
+                await handler(ev)
+            except Exception:
+                log.exception("event subscriber failed", extra={"event_type": ev.type})
+
+    async def _run(self) -> None:
+        while True:
+            ev = await self._queue.get()
+            if ev is None:
+                return
+            await self._dispatch(ev)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run(), name="event-bus")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._queue.put_nowait(None)
+        await self._task
+        self._task = None
+
+
+def _encode(origin: str, ev: EventRecord) -> str:
+    return json.dumps({"origin": origin, **ev.to_dict()}, separators=(",", ":"))
+
+
+def _decode(raw: str | bytes) -> tuple[str, EventRecord]:
+    data: dict[str, Any] = json.loads(raw)
+    ev = EventRecord(
+        id=int(data["id"]),
+        type=str(data["type"]),
+        ticket_id=data.get("ticket_id"),
+        payload=dict(data["payload"]),
+        created_at=datetime.fromisoformat(data["created_at"]),
+    )
+    return str(data.get("origin", "")), ev
+
+
+def publish_sync(redis_url: str, channel: str, events: Sequence[EventRecord]) -> None:
+    """Publish from a process without an event loop (RQ workers, the CLI)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for ev in events:
+            pipe.publish(channel, _encode("sync", ev))
+        pipe.execute()
+    finally:
+        client.close()
+
+
+class RedisBus(InProcessBus):
+    """Local fan-out at once, plus Redis pub/sub to and from other processes."""
+
+    def __init__(self, redis_url: str, channel: str) -> None:
+        super().__init__()
+        self._url = redis_url
+        self._channel = channel
+        self._origin = uuid.uuid4().hex
+        self._outbox: asyncio.Queue[EventRecord | None] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready = asyncio.Event()
+
+    def publish(self, events: Sequence[EventRecord]) -> None:
+        super().publish(events)
+        loop = self._loop
+        if loop is not None and events:
+            loop.call_soon_threadsafe(self._to_outbox, list(events))
+
+    def _to_outbox(self, events: list[EventRecord]) -> None:
+        for ev in events:
+            self._outbox.put_nowait(ev)
+
+    async def _send(self) -> None:
+        import redis.asyncio as aredis
+
+        client = aredis.Redis.from_url(self._url)
+        try:
+            while True:
+                ev = await self._outbox.get()
+                if ev is None:
+                    return
+                batch = [ev]
+                while not self._outbox.empty():
+                    nxt = self._outbox.get_nowait()
+                    if nxt is None:
+                        self._outbox.put_nowait(None)
+                        break
+                    batch.append(nxt)
+                try:
+                    async with client.pipeline(transaction=False) as pipe:
+                        for item in batch:
+                            pipe.publish(self._channel, _encode(self._origin, item))
+                        await pipe.execute()
+                except Exception:
+                    log.exception("redis publish failed; %d events not shared", len(batch))
+        finally:
+            await client.aclose()
+
+    async def _receive(self) -> None:
+        import redis.asyncio as aredis
+
+        while True:
+            client = aredis.Redis.from_url(self._url)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(self._channel)
+                    self._ready.set()
+                    async for msg in pubsub.listen():
+                        if msg.get("type") != "message":
+                            continue
+                        origin, ev = _decode(msg["data"])
+                        if origin != self._origin:
+                            await self._dispatch(ev)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("redis subscription lost; reconnecting")
+                await asyncio.sleep(1.0)
+            finally:
+                await client.aclose()
+
+    async def start(self) -> None:
+        await super().start()
+        self._tasks = [
+            asyncio.create_task(self._send(), name="event-bus-send"),
+            asyncio.create_task(self._receive(), name="event-bus-receive"),
+        ]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout=5)
+
+    async def stop(self) -> None:
+        self._outbox.put_nowait(None)
+        await self._tasks[0]
+        self._tasks[1].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._tasks[1]
+        await super().stop()

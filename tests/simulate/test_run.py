@@ -1,0 +1,73 @@
+"""The simulator against the real app: agents as Socket.IO clients, chat customers on the
+widget's socket and others through the API, a hang-up after patience, the table and the chart."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from contact_center.app import create_app
+from contact_center.simulate.model import ChannelMix, Scenario, arrivals
+from contact_center.simulate.report import chart, summary, table
+from contact_center.simulate.runner import Target, run
+from tests.conftest import PASSWORD
+
+
+@pytest.fixture
+def settings(settings):  # every simulated chat customer comes from this machine
+    return replace(settings, chat_unlimited_addresses="127.0.0.1")
+
+
+async def test_a_short_run_answers_and_abandons_and_reports(aiohttp_server, settings, services,
+                                                            world, tmp_path):  # fmt: skip
+    srv = await aiohttp_server(create_app(settings, services=services))
+    try:
+        scenario = Scenario(
+            (ChannelMix("chat", 7200, aht_seconds=1.0, patience_seconds=0.5),
+             ChannelMix("api", 1800, aht_seconds=1.0)),
+            seconds=4, agents=2, accept_delay_seconds=0.2, seed=7,
+        )  # fmt: skip
+        plan = arrivals(scenario)
+        target = Target(
+            (f"http://127.0.0.1:{srv.port}",),
+            "admin@test.example",
+            PASSWORD,
+            origin=settings.public_base_url,
+        )  # the widget's page: the desk's own
+        sim = await run(target, scenario, plan, drain_seconds=20, progress=None)
+    finally:
+        await srv.close()
+    outcomes = list(sim.outcomes.values())
+    assert len(outcomes) == len(plan) and all(o.error is None for o in outcomes)
+    assert sim.agent_errors == 0, sim.agent_error_samples
+    result = summary(scenario, outcomes)
+    chat = result["chat"]["figures"]
+    assert chat.answered > 0  # agents took some ...
+    assert chat.abandoned > 0  # ... and half-second patience lost others
+    assert chat.answered + chat.abandoned + chat.unanswered == chat.offered
+    assert result["chat"]["prediction"].model == "erlang_a"
+    assert result["api"]["prediction"] is None  # async: no queueing prediction
+    assert all(o.answered_at is not None for o in outcomes if o.arrival.channel == "api")
+    text = table(scenario, result)
+    assert text.splitlines()[0].startswith("channel") and "chat" in text
+    png = chart(scenario, outcomes, result, tmp_path / "run.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_a_failed_agent_step_is_counted_not_lost():
+    import asyncio
+    import random
+
+    from contact_center.simulate.runner import Run, SimAgent
+
+    sim = Run(Scenario((ChannelMix("chat", 60),), seconds=1, agents=1))
+    agent = SimAgent("a", "token", "http://127.0.0.1:9", None, sim, random.Random(1))  # type: ignore[arg-type]
+
+    async def accept(_data):
+        raise TimeoutError("accept not acknowledged in 10 s")
+
+    agent._spawner(accept)({"offer_id": 1})
+    await asyncio.gather(*agent.tasks)
+    assert sim.agent_errors == 1
+    assert sim.agent_error_samples == ["TimeoutError: accept not acknowledged in 10 s"]

@@ -1,0 +1,357 @@
+"""Replies, internal notes and outbound delivery state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from types import SimpleNamespace
+
+import sqlalchemy as sa
+
+from channels.base import OutboundMessage
+from contact_center.db import Actor, UnitOfWork
+from contact_center.errors import NotFound, PayloadTooLarge, ValidationError
+from tickets.actions._common import ATTACHMENT, HANDLE, MESSAGE, TICKET, message_summary
+from tickets.actions.ingest import IngestPolicy
+from tickets.blobs import BlobStore
+from tickets.contact import InboundAttachment
+from tickets.domain import DeliveryStatus, Direction, HandleKind, TicketStatus
+from tickets.queries import Viewer, get_ticket
+
+__all__ = [
+    "PostResult",
+    "advance_delivery",
+    "begin_delivery",
+    "due_messages",
+    "post_message",
+    "record_delivery",
+]
+
+# A queued message whose job vanished is re-sent after this; a send running longer is retaken.
+STUCK_AFTER = timedelta(minutes=15)
+SEND_LEASE = timedelta(minutes=5)
+
+_FINAL = (DeliveryStatus.SENT.value, DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value)
+_HANDLE_FOR_CHANNEL = {
+    "email": HandleKind.EMAIL,
+    "sms": HandleKind.PHONE,
+    "voice": HandleKind.PHONE,
+    "whatsapp": HandleKind.WHATSAPP,
+    "chat": HandleKind.CHAT,
+    "api": HandleKind.EXTERNAL,
+}
+# Several rows in one statement; the ids come back in the order of the rows.
+_ATTACHMENTS_INSERT = sa.insert(ATTACHMENT).returning(ATTACHMENT.c.id, sort_by_parameter_order=True)
+_ATTACHMENTS_OF = (
+    sa.select(ATTACHMENT.c.filename, ATTACHMENT.c.content_type, ATTACHMENT.c.sha256)
+    .where(ATTACHMENT.c.message_id == sa.bindparam("mid"))
+    .order_by(ATTACHMENT.c.id)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PostResult:
+    """The stored message, and whether it must be delivered by a job."""
+
+    message_id: int
+    ticket_id: int
+    needs_delivery: bool
+    attachment_ids: tuple[int, ...] = ()
+
+
+def _check_files(files: Sequence[InboundAttachment], policy: IngestPolicy | None) -> BlobStore:
+    """The store for ``files`` once their count and sizes are within the policy's limits."""
+    if policy is None:
+        raise ValueError("files need the policy with the blob store and the limits")
+    if len(files) > policy.max_attachments:
+        raise ValidationError(
+            "too many attachments", fields={"attachments": f"at most {policy.max_attachments}"}
+        )
+    for i, f in enumerate(files):
+        if len(f.data) > policy.attachment_max_bytes:
+            raise PayloadTooLarge(
+                f"attachment {f.filename!r} is larger than {policy.attachment_max_bytes} bytes",
+                fields={f"attachments.{i}": "too large"},
+            )
+    return policy.blobs
+
+
+def _store_files(
+    uow: UnitOfWork, message_id: int, files: Sequence[InboundAttachment], blobs: BlobStore
+) -> tuple[int, ...]:
+    """Each file into the content-addressed store, and one Attachment row per file."""
+    rows = [
+        {"message_id": message_id, "filename": f.filename[:255],
+         "content_type": f.content_type[:200], "size": len(f.data), "sha256": blobs.put(f.data)}
+        for f in files
+    ]  # fmt: skip
+    return tuple(uow.session.execute(_ATTACHMENTS_INSERT, rows).scalars())
+
+
+def post_message(
+    uow: UnitOfWork,
+    viewer: Viewer,
+    ticket_id: int,
+    body: str,
+    *,
+    internal: bool = False,
+    files: Sequence[InboundAttachment] = (),
+    policy: IngestPolicy | None = None,
+    client_key: str | None = None,
+) -> PostResult:
+    """An agent's public reply (goes out on the ticket's channel) or internal note.
+
+    ``client_key`` (the console's own id for a chat reply) is stored as the message's
+    ``external_id``: sending it again answers with the stored message and writes nothing.
+
+    ``files`` become the message's attachments (a reply sends them along), stored in
+    ``policy.blobs`` after their count and sizes are checked against ``policy``'s limits
+    (``CC_ATTACHMENT_MAX_BYTES``, 20 files), before anything is written.
+    """
+    if not body.strip():
+        raise ValidationError("empty message", fields={"body": "required"})
+    store = _check_files(files, policy) if files else None
+    ticket = get_ticket(uow.session, viewer, ticket_id, lock=uow.dialect == "postgresql")
+    if ticket.status == TicketStatus.CLOSED:
+        raise ValidationError("ticket is closed", fields={"ticket": "closed tickets are read-only"})
+    if client_key is not None:
+        known = uow.session.execute(
+            sa.select(MESSAGE.c.id).where(
+                MESSAGE.c.channel == ticket.channel,
+                MESSAGE.c.external_id == client_key,
+                MESSAGE.c.ticket_id == ticket_id,
+            )
+        ).scalar()
+        if known is not None:
+            return PostResult(message_id=int(known), ticket_id=ticket_id, needs_delivery=False)
+    direction = Direction.NOTE if internal else Direction.OUT
+    values = {
+        "ticket_id": ticket_id,
+        "direction": direction.value,
+        "channel": ticket.channel,
+        "author_user_id": viewer.user_id,
+        "author_customer_id": None,
+        "body_text": body,
+        "body_html": None,
+        "external_id": client_key,
+        "delivery_status": (
+            DeliveryStatus.RECEIVED.value if internal else DeliveryStatus.QUEUED.value
+        ),
+        "created_at": uow.now,
+        "delivery_lease_until": None if internal else uow.now + STUCK_AFTER,
+    }
+    message_id = uow.session.execute(
+        sa.insert(MESSAGE).values(**values).returning(MESSAGE.c.id)
+    ).scalar_one()
+    attachment_ids = _store_files(uow, message_id, files, store) if store else ()
+    changes: dict[str, object] = {"updated_at": uow.now}
+    if not internal:
+        if ticket.first_response_at is None:
+            changes["first_response_at"] = uow.now
+        if ticket.awaiting_reply_since is not None:  # this reply ends the next-response round
+            changes["awaiting_reply_since"] = None
+            changes["next_response_due_at"] = None
+        if ticket.status in (TicketStatus.NEW, TicketStatus.SOLVED):
+            changes["status"] = TicketStatus.OPEN.value
+            changes["solved_at"] = None
+    uow.session.execute(sa.update(TICKET).where(TICKET.c.id == ticket_id).values(**changes))
+    payload = message_summary(SimpleNamespace(id=message_id, **values))
+    payload["attachment_ids"] = list(attachment_ids)
+    uow.emit("message.created", payload, ticket_id=ticket_id)
+    if "first_response_at" in changes:
+        uow.emit("ticket.first_response", {"id": ticket_id, "at": uow.now.isoformat()}, ticket_id)
+    uow.audit(
+        Actor("user", viewer.user_id),
+        "message.note" if internal else "message.reply",
+        "ticket",
+        ticket_id,
+        {"message_id": message_id, "attachment_ids": list(attachment_ids)},
+    )
+    return PostResult(
+        message_id=message_id,
+        ticket_id=ticket_id,
+        needs_delivery=not internal,
+        attachment_ids=attachment_ids,
+    )
+
+
+def begin_delivery(
+    uow: UnitOfWork, message_id: int, blobs: BlobStore | None = None
+) -> OutboundMessage | None:
+    """Mark an outbound message as sending and describe it, files included; None if final.
+
+    The files are read from ``blobs``. One missing from the store can never be sent: the
+    message is marked ``failed`` with the file named, and None is returned.
+    """
+    msg = uow.session.execute(sa.select(MESSAGE).where(MESSAGE.c.id == message_id)).first()
+    if msg is None:
+        raise NotFound(f"message {message_id} not found")
+    if msg.direction != Direction.OUT or msg.delivery_status in _FINAL:
+        return None
+    lease = msg.delivery_lease_until
+    if msg.delivery_status == DeliveryStatus.SENDING and lease is not None and lease > uow.now:
+        return None  # another worker is sending it right now
+    ticket = uow.session.execute(sa.select(TICKET).where(TICKET.c.id == msg.ticket_id)).one()
+    kind = _HANDLE_FOR_CHANNEL.get(msg.channel, HandleKind.EXTERNAL)
+    found = uow.session.execute(
+        sa.select(HANDLE.c.value, HANDLE.c.undeliverable)
+        .where(HANDLE.c.customer_id == ticket.customer_id, HANDLE.c.kind == kind.value)
+        .order_by(HANDLE.c.id)
+        .limit(1)
+    ).first()
+    handle = None if found is None else found.value
+    if found is not None and found.undeliverable and kind is HandleKind.PHONE:
+        why = "the customer opted out of messages (STOP); they can send START to opt back in"
+        record_delivery(uow, message_id, None, DeliveryStatus.FAILED.value, why)
+        return None
+    refs = uow.session.execute(
+        sa.select(MESSAGE.c.external_id)
+        .where(MESSAGE.c.ticket_id == ticket.id, MESSAGE.c.external_id.is_not(None))
+        .order_by(MESSAGE.c.id)
+    ).scalars()
+    files: list[tuple[str, str, bytes]] = []
+    for name, content_type, digest in uow.session.execute(_ATTACHMENTS_OF, {"mid": message_id}):
+        if blobs is None:
+            raise ValueError(f"message {message_id} has attachments: begin_delivery needs blobs")
+        try:
+            files.append((name, content_type, blobs.get(digest)))
+        except FileNotFoundError:
+            why = f"attachment {name!r} ({digest[:12]}) is missing from the attachment store"
+            record_delivery(uow, message_id, None, DeliveryStatus.FAILED.value, why)
+            return None
+    uow.session.execute(
+        sa.update(MESSAGE)
+        .where(MESSAGE.c.id == message_id)
+        .values(
+            delivery_status=DeliveryStatus.SENDING.value, delivery_lease_until=uow.now + SEND_LEASE
+        )
+    )
+    return OutboundMessage(
+        message_id=message_id,
+        ticket_id=ticket.id,
+        channel=msg.channel,
+        to_handle=handle or "",
+        body_text=msg.body_text,
+        body_html=msg.body_html,
+        subject=ticket.subject,
+        in_reply_to=tuple(r for r in refs if r),
+        attachments=tuple(files),
+    )
+
+
+def record_delivery(
+    uow: UnitOfWork,
+    message_id: int,
+    external_id: str | None,
+    status: str,
+    error: str | None = None,
+) -> None:
+    """Store what the channel said about an outbound message (never leaves a final state)."""
+    msg = uow.session.execute(
+        sa.select(MESSAGE.c.delivery_status, MESSAGE.c.ticket_id).where(MESSAGE.c.id == message_id)
+    ).first()
+    if msg is None:
+        raise NotFound(f"message {message_id} not found")
+    if msg.delivery_status in _FINAL and status not in (DeliveryStatus.DELIVERED.value,):
+        return
+    values: dict[str, object] = {"delivery_status": status, "delivery_error": error}
+    values["delivery_lease_until"] = (
+        uow.now + STUCK_AFTER if status == DeliveryStatus.QUEUED.value else None
+    )
+    if external_id is not None:
+        values["external_id"] = external_id
+    uow.session.execute(sa.update(MESSAGE).where(MESSAGE.c.id == message_id).values(**values))
+    uow.emit(
+        "message.delivery",
+        {"id": message_id, "status": status, "error": error},
+        ticket_id=msg.ticket_id,
+    )
+    uow.audit(Actor("system"), "message.delivery", "message", message_id, {"status": status})
+
+
+# Forward order of delivery reports; the last two are final and never left.
+_RANK = {DeliveryStatus.QUEUED.value: 1, DeliveryStatus.SENDING.value: 2,
+         DeliveryStatus.SENT.value: 3, DeliveryStatus.DELIVERED.value: 4,
+         DeliveryStatus.FAILED.value: 4}  # fmt: skip
+_OUTBOUND_BY_EXTERNAL = sa.select(MESSAGE.c.id).where(
+    MESSAGE.c.external_id == sa.bindparam("external_id"),
+    MESSAGE.c.channel.in_(sa.bindparam("channels", expanding=True)),
+    MESSAGE.c.direction == Direction.OUT.value,
+)
+
+
+def advance_delivery(
+    uow: UnitOfWork,
+    message_id: int | None,
+    status: str,
+    error: str | None = None,
+    *,
+    external_id: str | None = None,
+    channels: Sequence[str] = ("sms", "whatsapp", "voice"),
+) -> bool:
+    """A channel's report on an outbound message (a status callback): forward moves only.
+
+    queued < sending < sent < delivered | failed. Delivered and failed are never left, and a
+    report behind what is stored changes nothing, so callbacks may arrive in any order and
+    any number of times. ``message_id`` None: the message is found by ``external_id`` among
+    ``channels``; a known message without its channel id yet gets ``external_id``. True if
+    the status moved.
+    """
+    if message_id is None:
+        if external_id is None:
+            return False
+        message_id = uow.session.execute(
+            _OUTBOUND_BY_EXTERNAL, {"external_id": external_id, "channels": list(channels)}
+        ).scalar()
+        if message_id is None:
+            return False
+    columns = (MESSAGE.c.delivery_status, MESSAGE.c.ticket_id, MESSAGE.c.external_id,
+               MESSAGE.c.direction)  # fmt: skip
+    msg = uow.session.execute(sa.select(*columns).where(MESSAGE.c.id == message_id)).first()
+    if msg is None or msg.direction != Direction.OUT:
+        return False
+    current = msg.delivery_status
+    moved = _RANK.get(current, 0) < 4 and _RANK.get(status, 0) > _RANK.get(current, 0)
+    values: dict[str, object] = {}
+    if external_id is not None and msg.external_id is None:
+        values["external_id"] = external_id
+    if moved:
+        values.update(delivery_status=status, delivery_error=error, delivery_lease_until=None)
+    if values:
+        uow.session.execute(sa.update(MESSAGE).where(MESSAGE.c.id == message_id).values(**values))
+    if moved:
+        uow.emit("message.delivery", {"id": message_id, "status": status, "error": error},
+                 ticket_id=msg.ticket_id)  # fmt: skip
+        uow.audit(Actor("system"), "message.delivery", "message", message_id,
+                  {"status": status, "reported": True})  # fmt: skip
+    return moved
+
+
+def due_messages(uow: UnitOfWork, limit: int = 500) -> list[int]:
+    """Outbound messages whose job vanished (worker killed, queue lost): wake them again.
+
+    A send that outlived its lease is put back to ``queued`` so the new job may take it.
+    """
+    pending = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)
+    ids = list(
+        uow.session.execute(
+            sa.select(MESSAGE.c.id)
+            .where(
+                MESSAGE.c.delivery_status.in_(pending),
+                MESSAGE.c.delivery_lease_until < uow.now,
+            )
+            .order_by(MESSAGE.c.id)
+            .limit(limit)
+        ).scalars()
+    )
+    if ids:
+        uow.session.execute(
+            sa.update(MESSAGE)
+            .where(MESSAGE.c.id.in_(ids))
+            .values(
+                delivery_status=DeliveryStatus.QUEUED.value,
+                delivery_lease_until=uow.now + STUCK_AFTER,
+            )
+        )
+    return ids
