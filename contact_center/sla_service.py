@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +24,7 @@ from aiohttp import web
 
 from contact_center.db import Database, EventRecord
 from contact_center.keys import SERVICES
+from contact_center.progress import HandledEvents
 from contact_center.sla_agents import load_staff, replay
 from contact_center.sla_data import (
     breaches_since,
@@ -100,7 +101,7 @@ class SlaService:
         self._dirty: set[int | None] = set()
         self._alerts: list[dict[str, Any]] = []
         self._changed = asyncio.Event()
-        self._progress = asyncio.Event()
+        self.handled = HandledEvents()  # ids can commit out of order (PostgreSQL)
 
     def now(self) -> datetime:
         """The injected clock (``Database.clock``)."""
@@ -172,6 +173,7 @@ class SlaService:
             board.breached(epoch(p["_at"]), p.get("queue_id"), p.get("team_id"))
         self.board = board
         self.last_event_id = max(self.last_event_id, self.loaded_through)
+        self.handled.loaded(self.loaded_through)
 
     async def refresh_catalog(self) -> None:
         """Re-read queues and policies into the timers and the board."""
@@ -281,10 +283,12 @@ class SlaService:
     # -- events -------------------------------------------------------------------------------
 
     async def wait_for_event(self, event_id: int) -> None:
-        """Return once every event up to ``event_id`` has been handled (wrap in a timeout)."""
-        while self.last_event_id < event_id:
-            self._progress.clear()
-            await self._progress.wait()
+        """Return once event ``event_id`` has been handled (wrap in a timeout)."""
+        await self.handled.wait((event_id,))
+
+    async def wait_for_events(self, ids: Iterable[int]) -> None:
+        """Return once every one of ``ids`` has been handled (wrap in a timeout)."""
+        await self.handled.wait(ids)
 
     async def _work(self) -> None:
         assert self._inbox is not None
@@ -308,7 +312,7 @@ class SlaService:
             except Exception:
                 log.exception("SLA service failed on event", extra={"event_type": ev.type})
             self.last_event_id = max(self.last_event_id, ev.id)
-            self._progress.set()
+            self.handled.add((ev.id,))
 
     def touch(self, teams: set[int | None], alert: dict[str, Any] | None = None) -> None:
         """Mark teams' figures changed (and queue an alert) for the next push."""

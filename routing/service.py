@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from contact_center.progress import HandledEvents
 from routing.core import (
     AgentSpec,
     Offer,
@@ -133,7 +134,7 @@ class RouterService:
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._progress = asyncio.Event()
+        self.handled = HandledEvents()  # ids can commit out of order (PostgreSQL)
         self._new_customers: set[int] = set()  # created in this batch: no known agent yet
         self.leader: LeaderLock | None = None  # set when several processes contend (Redis)
 
@@ -200,6 +201,7 @@ class RouterService:
             self.router = router
             self.loaded_through = state.last_event_id
             self.last_event_id = max(self.last_event_id, state.last_event_id)
+            self.handled.loaded(state.last_event_id)
             if stale:
                 await self._end(stale, "cancelled")
             if self.offer_ids:  # the old leader may have died before announcing some
@@ -303,10 +305,12 @@ class RouterService:
     # -- events -------------------------------------------------------------------------------
 
     async def wait_for_event(self, event_id: int) -> None:
-        """Return once every event up to ``event_id`` has been applied (wrap in a timeout)."""
-        while self.last_event_id < event_id:
-            self._progress.clear()
-            await self._progress.wait()
+        """Return once event ``event_id`` has been applied (wrap in a timeout)."""
+        await self.handled.wait((event_id,))
+
+    async def wait_for_events(self, ids: Iterable[int]) -> None:
+        """Return once every one of ``ids`` has been applied (wrap in a timeout)."""
+        await self.handled.wait(ids)
 
     async def _work(self) -> None:
         assert self._inbox is not None
@@ -331,8 +335,8 @@ class RouterService:
                 except Exception:
                     log.exception("routing failed")
                 self.last_event_id = max(self.last_event_id, *(ev.id for ev in batch))
+                self.handled.add(ev.id for ev in batch)
             self._wake.set()
-            self._progress.set()
 
     async def handle(self, ev: EventRecord) -> None:
         """Apply one committed event to the router (idempotent; the caller holds the lock)."""

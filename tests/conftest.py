@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import uuid
@@ -231,6 +232,18 @@ def count(db: Database, table: str, where: str = "1=1", **params: Any) -> int:
     return int(sql(db, f'SELECT count(*) FROM "{table}" WHERE {where}', **params)[0][0])
 
 
+async def applied(db: Database, *consumers: Any, timeout: float = 5) -> None:
+    """Wait until each consumer (router, SLA service) has applied every committed event.
+
+    It waits for the ids themselves, not for the newest one: on PostgreSQL ids can commit out
+    of order, so a consumer can have applied event 52 while 50 is still on its way.
+    """
+    for consumer in consumers:
+        since = consumer.handled.through
+        ids = [int(r[0]) for r in sql(db, "SELECT id FROM event WHERE id > :n", n=since)]
+        await asyncio.wait_for(consumer.wait_for_events(ids), timeout)
+
+
 def sql(db: Database, statement: str, **params: Any) -> list[Any]:
     """Rows of a read-only statement (on the read engine, so the writer is never held)."""
     with db.read_engine.connect() as conn:
@@ -242,6 +255,7 @@ __all__ = [
     "REDIS_URL",
     "Clock",
     "World",
+    "applied",
     "build_world",
     "count",
     "inbound",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from contact_center.app import create_app
-from tests.conftest import count, inbound, sql
+from tests.conftest import applied, count, inbound, sql
 from tests.console._agents import AgentClient, connect_refused, post_inbound
 from tests.web._helpers import old_token
 
@@ -47,8 +47,7 @@ async def _available(*clients: AgentClient) -> None:
 
 async def _settle(services) -> None:
     """Every committed event applied by the router (and the offers it made stored)."""
-    last = sql(services.db, "SELECT coalesce(max(id), 0) FROM event")[0][0]
-    await asyncio.wait_for(services.routing.wait_for_event(last), 5)
+    await applied(services.db, services.routing)
 
 
 async def _holder(services, world, clients: dict[str, AgentClient], tid: int) -> AgentClient:

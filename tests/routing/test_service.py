@@ -6,19 +6,17 @@ Driven through the REST API and the actions; time moves only through the injecte
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from routing.core import TicketState
 from routing.service import RouterService, RoutingConfig
-from tests.conftest import count, sql
+from tests.conftest import applied, count, sql
 from tests.web._helpers import new_ticket, patch_ticket
 from tickets.actions import routing as routing_actions
 
 
 async def _settle(world) -> None:
-    last = int(sql(world.svc.db, "SELECT coalesce(max(id), 0) FROM event")[0][0])
-    await asyncio.wait_for(world.svc.routing.wait_for_event(last), 5)
+    await applied(world.svc.db, world.svc.routing)
 
 
 async def _available(client, world, *who: str) -> None:

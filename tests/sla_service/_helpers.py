@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
 from contact_center.keys import Services
 from contact_center.sla_service import SlaService
-from tests.conftest import World, inbound, sql
+from tests.conftest import World, applied, inbound, sql
 
 MS = timedelta(milliseconds=1)
 
@@ -21,8 +20,7 @@ def sla_of(svc: Services) -> SlaService:
 
 async def settle(svc: Services, service: SlaService | None = None) -> None:
     """Wait until the SLA service has handled every committed event (no sleeping)."""
-    last = int(sql(svc.db, "SELECT coalesce(max(id), 0) FROM event")[0][0])
-    await asyncio.wait_for((service or sla_of(svc)).wait_for_event(last), 10)
+    await applied(svc.db, service or sla_of(svc), timeout=10)
 
 
 async def contact(

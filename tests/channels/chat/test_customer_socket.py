@@ -14,14 +14,12 @@ from channels.chat.parse import identity_hash
 from contact_center.settings import Secret
 from contact_center.sla_live import epoch
 from tests.channels.chat._visitors import Refused, Visitor, cid
-from tests.conftest import count, sql
+from tests.conftest import applied, count, sql
 
 
 async def _settle(services) -> None:
     """Every committed event applied by the router and the SLA service."""
-    last = sql(services.db, "SELECT coalesce(max(id), 0) FROM event")[0][0]
-    await asyncio.wait_for(services.routing.wait_for_event(last), 5)
-    await asyncio.wait_for(services.sla.wait_for_event(last), 5)
+    await applied(services.db, services.routing, services.sla)
 
 
 async def _start(v: Visitor, body: str = "Hello, my invoice is wrong", **kw) -> dict:

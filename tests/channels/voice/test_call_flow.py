@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from channels.voice import CALL_CONNECTOR
 from tests.channels.twilio_fixtures import ACCOUNT_SID, PUBLIC, call_params
-from tests.conftest import count, sql
+from tests.conftest import applied, count, sql
 from tests.console._agents import AgentClient
 from tickets.actions._common import TICKET
 
@@ -25,9 +25,7 @@ STATUS = "/webhooks/twilio/status"
 
 async def _settle(services: Any) -> None:
     """Every committed event applied by the router and by the SLA service."""
-    last = sql(services.db, "SELECT coalesce(max(id), 0) FROM event")[0][0]
-    await asyncio.wait_for(services.routing.wait_for_event(last), 5)
-    await asyncio.wait_for(services.sla.wait_for_event(last), 5)
+    await applied(services.db, services.routing, services.sla)
 
 
 def _xml(text: str) -> ET.Element:

@@ -3,12 +3,11 @@ POST /api/v1/inbound, offers accepted through ``tickets.actions.routing.accept_o
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
 from contact_center.sla_service import SlaService
-from tests.conftest import World, sql
+from tests.conftest import World, applied, sql
 from tests.sla_service._helpers import contact, events, patch, settle, sla_of, ticket, utc
 from tests.sla_service.test_occupancy import presence
 from tickets.actions.routing import accept_offer
@@ -20,8 +19,7 @@ async def _routed(world: World) -> None:
     svc = world.svc
     assert svc.routing is not None
     for _ in range(3):  # routing writes offers, whose events the SLA service applies
-        last = int(sql(svc.db, "SELECT coalesce(max(id), 0) FROM event")[0][0])
-        await asyncio.wait_for(svc.routing.wait_for_event(last), 5)
+        await applied(svc.db, svc.routing)
         await settle(svc)
 
 
