@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from contact_center.settings import Settings
 
@@ -138,9 +140,56 @@ def cmd_worker(settings: Settings, burst: bool) -> int:
 
     load_job_modules(settings.job_modules)
     conn = Redis.from_url(settings.redis_url)
-    worker = SimpleWorker([settings.rq_queue], connection=conn, serializer=JSONSerializer)
-    worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
-    return 0
+    return supervise_worker(
+        lambda: SimpleWorker([settings.rq_queue], connection=conn, serializer=JSONSerializer),
+        burst=burst, logging_level=settings.log_level,
+    )  # fmt: skip
+
+
+def supervise_worker(
+    make: Callable[[], Any], *, burst: bool, logging_level: str,
+    sleep: Callable[[float], None] = time.sleep, max_backoff: float = 10.0,
+) -> int:  # fmt: skip
+    """Run RQ workers one after another until one is asked to stop (SIGTERM/SIGINT) or, in
+    burst mode, finishes.
+
+    RQ's work loop quits on an error it does not handle, and its teardown then raises when
+    Redis is gone: a Redis restart while a job was running would end the worker process. Here
+    a new worker starts instead, after a backoff of 0.5 s doubling up to ``max_backoff``; the
+    job the dead loop held is re-run by RQ's abandoned-job cleanup or, for our jobs, by the
+    database outboxes' sweeps.
+    """
+    import logging
+    import signal
+
+    from redis.exceptions import RedisError
+
+    log = logging.getLogger("contact_center.worker")
+    backoff = 0.5
+    while True:
+        worker, started = make(), time.monotonic()
+        try:
+            worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
+        except RedisError as err:
+            log.warning("RQ worker lost Redis (%s): starting a new one", type(err).__name__)
+        else:
+            if burst or getattr(worker, "_shutdown_requested_date", None) is not None:
+                return 0
+            log.warning("RQ worker loop ended on an error: starting a new one")
+        if time.monotonic() - started > 60:  # it had been working: a fresh failure
+            backoff = 0.5
+        # RQ's signal handlers belong to the worker that ended: a stop while we wait exits
+        before = {sig: signal.signal(sig, _exit_now) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            sleep(backoff)
+        finally:
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
+        backoff = min(backoff * 2, max_backoff)
+
+
+def _exit_now(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def cmd_backup(settings: Settings, dest: str | None) -> int:

@@ -23,6 +23,7 @@ from contact_center.db import Actor, Database
 from contact_center.keys import Services
 from contact_center.migrate import migrate
 from contact_center.settings import Secret, Settings
+from tests.workers import RedisServer
 from tickets.actions import admin
 
 PG_ADMIN_URL = os.environ.get("CC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -262,6 +263,18 @@ __all__ = [
     "replace",
     "sql",
 ]
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A ``redis-server`` of the test's own on a free port (never the shared one): the test
+    may stop it and start it again, empty."""
+    from tests.channels.email.dovecot import free_port
+
+    server = RedisServer(free_port(), tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)

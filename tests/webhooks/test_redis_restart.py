@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -33,14 +32,6 @@ from tickets.domain import Channel
 from tickets.models import utcnow
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def own_redis(tmp_path) -> Iterator[RedisServer]:
-    server = RedisServer(free_port(), tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 class QueuePushes:
