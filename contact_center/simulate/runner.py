@@ -142,6 +142,8 @@ class SimAgent:
         self.sio.on("offer", self._spawner(self._offer), namespace="/agent")
         self.sio.on("snapshot", self._spawner(self._snapshot), namespace="/agent")
         self.sio.on("presence", self._spawner(self._presence), namespace="/agent")
+        self.sio.on("connect", self._on_connect, namespace="/agent")
+        self.connects = 0
 
     def _spawner(self, fn: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], None]:
         async def guarded(data: dict[str, Any]) -> None:
@@ -167,9 +169,7 @@ class SimAgent:
         while True:
             await asyncio.sleep(every)
             with contextlib.suppress(Exception):
-                ack = await self.sio.call("sync", namespace="/agent", timeout=10)
-                if ack.get("ok"):
-                    await self._snapshot(ack["snapshot"])
+                await self._resync({})
 
     async def start(self) -> None:
         await self.sio.connect(self.url, namespaces=["/agent"], auth={"token": self.token},
@@ -183,11 +183,25 @@ class SimAgent:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def _on_connect(self) -> None:
+        """After a reconnect (its process died, a ping timed out) the agent looks again: the
+        desk may have set it away meanwhile (offers that ran out while the socket was gone),
+        and a ``resumed`` socket gets no snapshot, so it asks for one."""
+        self.connects += 1
+        if self.connects > 1:
+            self._spawner(self._resync)({})
+
+    async def _resync(self, _: dict[str, Any]) -> None:
+        ack = await self.sio.call("sync", namespace="/agent", timeout=10)
+        if ack.get("ok"):
+            await self._snapshot(ack["snapshot"])
+
     async def _presence(self, data: dict[str, Any]) -> None:
         if data.get("presence") == "away":  # let an offer run out: back at once
             await self.sio.call("presence", {"presence": "available"}, namespace="/agent")
 
     async def _snapshot(self, snap: dict[str, Any]) -> None:
+        await self._presence(snap.get("agent", {}))  # set away while it was not listening: back
         for offer in snap.get("offers", []):
             await self._offer(offer)
 

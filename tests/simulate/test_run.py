@@ -71,3 +71,39 @@ async def test_a_failed_agent_step_is_counted_not_lost():
     await asyncio.gather(*agent.tasks)
     assert sim.agent_errors == 1
     assert sim.agent_error_samples == ["TimeoutError: accept not acknowledged in 10 s"]
+
+
+async def test_an_agent_set_away_unheard_comes_back_after_a_reconnect(aiohttp_server, settings,
+                                                                      services, world):  # fmt: skip
+    """The desk sets an agent away while its socket is gone (its offers ran out); the socket
+    comes back ``resumed``, without a snapshot: the agent asks for one and is available again."""
+    import asyncio
+    import random
+
+    from contact_center.simulate.runner import Api, Run, SimAgent
+    from tests.conftest import sql
+    from tickets.actions import admin
+
+    def presence() -> str:
+        return str(sql(services.db, 'SELECT presence FROM "user" WHERE id = :u', u=uid)[0][0])
+
+    srv = await aiohttp_server(create_app(settings, services=services))
+    url, uid = f"http://127.0.0.1:{srv.port}", int(world.users["agent"]["id"])
+    api = Api((url,))
+    sim = Run(Scenario((ChannelMix("chat", 60),), seconds=1, agents=1))
+    agent = SimAgent("agent", world.tokens["agent"], url, api, sim, random.Random(1))
+    try:
+        await agent.start()
+        assert presence() == "available"
+        agent.sio.handlers["/agent"].pop("presence")  # deaf: as while its socket was gone
+        await services.db.write(admin.set_presence, uid, "away")
+        assert presence() == "away"
+        agent._on_connect()  # the socket is back (its second connect)
+        async with asyncio.timeout(10):
+            while presence() != "available":
+                await asyncio.sleep(0.02)  # polling the database, bounded
+        assert sim.agent_errors == 0, sim.agent_error_samples
+    finally:
+        await agent.close()
+        await api.close()
+        await srv.close()
