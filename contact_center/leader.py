@@ -6,7 +6,8 @@ seconds. A leader that cannot renew in time (Redis gone, the process frozen) sto
 once — before its key can expire, so two leaders never overlap by the clock of this process —
 and a killed leader's key expires after ``ttl``: a standby then leads within ``ttl + retry``
 (3 s + 0.5 s by default). What runs under the lock must still tolerate a paused old leader
-(the router's database compare-and-set does: one open offer per ticket).
+(the router's database compare-and-set does: one open offer per ticket). The lock is renewed
+while the led work starts, too: rebuilding a busy router can take longer than ``ttl``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class LeaderLock:
         # host:pid:random, so operators (and the cluster tooling) can tell who leads
         self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(8)}"
         self.leading = False
+        self.renewals = 0  # successful renewals (for tests and diagnostics)
         self.elected = asyncio.Event()
         self._monotonic = monotonic
         self._client: Any = None
@@ -96,32 +98,48 @@ class LeaderLock:
         return bool(got)
 
     async def _lead(self, on_elected: Hook, on_lost: Hook) -> None:
-        held_until = self._monotonic() + self.ttl
+        """Lead: start the led work while renewing the lock beside it (a start that takes
+        longer than ``ttl``, as rebuilding a busy router can, must not let the lock expire);
+        stop it when the lock is lost."""
         self.leading = True
         self.elected.set()
         log.info("leader lock %s: this process leads", self.name)
+        keeper = asyncio.create_task(self._keep(self._monotonic() + self.ttl))
+        starting: asyncio.Future[None] = asyncio.ensure_future(on_elected())
         try:
-            await on_elected()
-            while True:
-                await asyncio.sleep(self.ttl / 3)
-                asked = self._monotonic()
-                try:
-                    async with asyncio.timeout(self.ttl / 3):
-                        renewed = await self._client.eval(
-                            _RENEW, 1, self.name, self.token, int(self.ttl * 1000)
-                        )
-                except (RedisError, OSError, TimeoutError):  # slow or gone: lead on only
-                    # while the lock is surely still ours
-                    if self._monotonic() >= held_until - self.ttl / 3:
-                        log.warning("leader lock %s: cannot renew; stepping down", self.name)
-                        return
-                    continue
-                if not renewed:  # expired and maybe taken: never lead beside another
-                    log.warning("leader lock %s: lost; stepping down", self.name)
-                    return
-                held_until = asked + self.ttl
+            await asyncio.wait({keeper, starting}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()  # the start failed: raise (another process may try)
+                await keeper  # lead until the lock is lost
         finally:
+            for task in (keeper, starting):  # (a lost lock cancels a start still running)
+                if not task.done():
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self._step_down(on_lost)
+
+    async def _keep(self, held_until: float) -> None:
+        """Renew every ``ttl / 3``; return when the lock is lost or cannot be renewed in time."""
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            asked = self._monotonic()
+            try:
+                async with asyncio.timeout(self.ttl / 3):
+                    renewed = await self._client.eval(
+                        _RENEW, 1, self.name, self.token, int(self.ttl * 1000)
+                    )
+            except (RedisError, OSError, TimeoutError):  # slow or gone: lead on only
+                # while the lock is surely still ours
+                if self._monotonic() >= held_until - self.ttl / 3:
+                    log.warning("leader lock %s: cannot renew; stepping down", self.name)
+                    return
+                continue
+            if not renewed:  # expired and maybe taken: never lead beside another
+                log.warning("leader lock %s: lost; stepping down", self.name)
+                return
+            held_until = asked + self.ttl
+            self.renewals += 1
 
     async def _step_down(self, on_lost: Hook) -> None:
         if not self.leading:

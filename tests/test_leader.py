@@ -137,3 +137,68 @@ async def test_the_leader_steps_down_when_redis_goes_away(tmp_path):
 def test_bad_timings_are_refused():
     with pytest.raises(ValueError):
         LeaderLock(REDIS_URL, "x", ttl=1.0, retry=1.0)
+
+
+async def _cancel(*tasks: asyncio.Task[None]) -> None:
+    for task in tasks:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_a_start_longer_than_the_lock_lifetime_keeps_the_lock():
+    """Rebuilding a busy router can take longer than the TTL: the lock is renewed meanwhile
+    (it used to expire, and the leaders took it from each other in turn under load)."""
+    key = f"cc-test-leader-{uuid.uuid4().hex}"
+    a, b = (LeaderLock(REDIS_URL, key, ttl=TTL, retry=RETRY),
+            LeaderLock(REDIS_URL, key, ttl=TTL, retry=RETRY))  # fmt: skip
+    release, lb, stopped = asyncio.Event(), Led(), []
+
+    async def slow_start() -> None:
+        await release.wait()
+
+    async def stop() -> None:
+        stopped.append(True)
+
+    ta = asyncio.create_task(a.run(slow_start, stop))
+    await asyncio.wait_for(a.elected.wait(), 5)
+    tb = asyncio.create_task(b.run(lb.start, lb.stop))
+    await _until(lambda: a.renewals >= 4)  # 3 renewals a TTL: more than one TTL has passed
+    assert a.leading and not b.leading and not stopped and lb.started == 0
+    release.set()
+    await _until(lambda: a.renewals >= 7)
+    assert a.leading and not b.leading and not stopped
+    await _cancel(ta)  # released: b leads next
+    await _until(lambda: b.leading)
+    await _cancel(tb)
+    assert stopped == [True] and (lb.started, lb.stopped) == (1, 1)
+
+
+async def test_a_lock_lost_while_starting_cancels_the_start():
+    key = f"cc-test-leader-{uuid.uuid4().hex}"
+    lock = LeaderLock(REDIS_URL, key, ttl=TTL, retry=RETRY)
+    began, cancelled, stopped = asyncio.Event(), [], []
+
+    async def endless_start() -> None:
+        began.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    async def stop() -> None:
+        stopped.append(True)
+
+    task = asyncio.create_task(lock.run(endless_start, stop))
+    await asyncio.wait_for(began.wait(), 5)
+    import redis.asyncio as aredis
+
+    async with aredis.Redis.from_url(REDIS_URL) as r:
+        await r.set(key, "another process")  # the lock is someone else's now
+    await _until(lambda: stopped == [True])
+    assert cancelled == [True] and not lock.leading
+    await _cancel(task)
+    async with aredis.Redis.from_url(REDIS_URL) as r:
+        assert await r.get(key) == b"another process"  # not released: it was not ours
+        await r.delete(key)
