@@ -17,8 +17,10 @@ __all__ = ["HandledEvents"]
 class HandledEvents:
     """The ids applied since the last load, and every id up to ``through`` (what load read).
 
-    Only the newest ``window`` ids are kept: an id older than that is taken as applied (an
-    event that arrives that late was delivered long ago or never will be).
+    At most ``2 * window`` ids are kept: when there are more, those older than the newest
+    ``window`` are dropped and taken as applied (an event that arrives that late was delivered
+    long ago or never will be). Pruning only past twice the window keeps it off the per-event
+    path: one pass every ``window`` events, not one for each event.
     """
 
     def __init__(self, window: int = 65_536) -> None:
@@ -38,7 +40,7 @@ class HandledEvents:
         for event_id in ids:
             self._ids.add(event_id)
             self.newest = max(self.newest, event_id)
-        if len(self._ids) > self._window:
+        if len(self._ids) > 2 * self._window:
             self.through = max(self.through, self.newest - self._window)
             self._prune()
         self._changed.set()

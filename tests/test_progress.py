@@ -31,10 +31,14 @@ async def test_what_a_load_read_counts_as_applied():
 
 async def test_the_window_bounds_memory_and_counts_older_ids_as_applied():
     handled = HandledEvents(window=10)
-    handled.add(range(100, 120))
-    assert handled.through == 109 and len(handled._ids) == 10
-    assert 5 in handled  # far older than the window: taken as applied
-    assert 120 not in handled
+    handled.add(range(100, 120))  # twice the window: all kept
+    assert handled.through == 0 and len(handled._ids) == 20
+    handled.add([120])  # one more: the older ones go, the newest window stays
+    assert handled.through == 110 and len(handled._ids) == 10
+    assert 5 in handled and 110 in handled  # older than the window: taken as applied
+    assert 121 not in handled
+    handled.add([121])  # no pass over the set for each event after that
+    assert handled.through == 110 and len(handled._ids) == 11
 
 
 async def test_a_waiter_wakes_for_each_batch():
