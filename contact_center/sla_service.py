@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -285,10 +285,6 @@ class SlaService:
     async def wait_for_event(self, event_id: int) -> None:
         """Return once event ``event_id`` has been handled (wrap in a timeout)."""
         await self.handled.wait((event_id,))
-
-    async def wait_for_events(self, ids: Iterable[int]) -> None:
-        """Return once every one of ``ids`` has been handled (wrap in a timeout)."""
-        await self.handled.wait(ids)
 
     async def _work(self) -> None:
         assert self._inbox is not None

@@ -308,10 +308,6 @@ class RouterService:
         """Return once event ``event_id`` has been applied (wrap in a timeout)."""
         await self.handled.wait((event_id,))
 
-    async def wait_for_events(self, ids: Iterable[int]) -> None:
-        """Return once every one of ``ids`` has been applied (wrap in a timeout)."""
-        await self.handled.wait(ids)
-
     async def _work(self) -> None:
         assert self._inbox is not None
         inbox = self._inbox

@@ -242,7 +242,7 @@ async def applied(db: Database, *consumers: Any, timeout: float = 5) -> None:
     for consumer in consumers:
         since = consumer.handled.through
         ids = [int(r[0]) for r in sql(db, "SELECT id FROM event WHERE id > :n", n=since)]
-        await asyncio.wait_for(consumer.wait_for_events(ids), timeout)
+        await asyncio.wait_for(consumer.handled.wait(ids), timeout)
 
 
 def sql(db: Database, statement: str, **params: Any) -> list[Any]:
