@@ -66,3 +66,37 @@ def test_a_retry_waiting_in_the_queue_is_not_swept_early(services, world, clock)
     assert db.write_sync(due_messages) == []
     clock.advance(minutes=6)
     assert db.write_sync(due_messages) == [mid]
+
+
+def test_two_jobs_for_one_message_send_it_once(services, world, db_url):
+    """A sweep re-woke a message whose first job was only late: both jobs read it ``queued``;
+    the second waits for the first one's row lock and then sends nothing."""
+    import threading
+
+    import psycopg
+
+    mid = _reply(services)
+    db = services.db
+    if not db_url.startswith("postgresql"):  # one writer at a time: no such interleaving
+        assert db.write_sync(begin_delivery, mid) is not None
+        assert db.write_sync(begin_delivery, mid) is None
+        return
+    first = psycopg.connect(db_url)  # the first job, between its update and its commit
+    first.execute("UPDATE message SET delivery_status = 'sending' WHERE id = %s", (mid,))
+    second: list[object] = []
+    job = threading.Thread(target=lambda: second.append(db.write_sync(begin_delivery, mid)))
+    job.start()
+    with psycopg.connect(db_url, autocommit=True) as watch:  # until the second job waits
+        while (
+            job.is_alive()
+            and not watch.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname ="
+                " current_database()"
+            ).fetchall()
+        ):
+            watch.execute("SELECT pg_sleep(0.01)")
+    first.commit()
+    first.close()
+    job.join(10)
+    assert second == [None]
+    assert sql(db, "select delivery_status from message where id=:i", i=mid) == [("sending",)]

@@ -220,13 +220,24 @@ def begin_delivery(
             why = f"attachment {name!r} ({digest[:12]}) is missing from the attachment store"
             record_delivery(uow, message_id, None, DeliveryStatus.FAILED.value, why)
             return None
-    uow.session.execute(
+    taken = uow.session.execute(
         sa.update(MESSAGE)
-        .where(MESSAGE.c.id == message_id)
+        .where(
+            MESSAGE.c.id == message_id,
+            # as read above: a second job for this message (a sweep re-woke it meanwhile)
+            # that read the same row waits here for the first one's commit, then finds it
+            # changed and sends nothing (PostgreSQL re-checks the row after the lock)
+            MESSAGE.c.delivery_status == msg.delivery_status,
+            MESSAGE.c.delivery_lease_until.is_(None)
+            if lease is None
+            else MESSAGE.c.delivery_lease_until == lease,
+        )
         .values(
             delivery_status=DeliveryStatus.SENDING.value, delivery_lease_until=uow.now + SEND_LEASE
         )
     )
+    if taken.rowcount != 1:
+        return None
     return OutboundMessage(
         message_id=message_id,
         ticket_id=ticket.id,
