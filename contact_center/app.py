@@ -283,7 +283,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
     sweep = asyncio.create_task(
         sweeper(svc.db, enqueue, svc.settings.webhook_sweep_seconds,
-                enqueue_message=enqueue_message),
+                enqueue_message=enqueue_message, lost=svc.jobs.lost),
         name="outbox-sweeper",
     )  # fmt: skip
     if svc.settings.redis_url:

@@ -113,6 +113,9 @@ class JobQueue(Protocol):
     async def stop(self) -> None:
         """Finish or cancel what runs, then close."""
 
+    async def lost(self) -> bool:
+        """Whether jobs enqueued earlier may be gone (a new queue since the last look)."""
+
 
 class InProcessJobs:
     """Runs jobs on threads of this process, with the same retry plan RQ uses."""
@@ -128,6 +131,12 @@ class InProcessJobs:
         self._sleep = sleep
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: set[asyncio.Future[Any]] = set()
+        self._looked = False
+
+    async def lost(self) -> bool:
+        """True once: what an earlier process had queued in its memory died with it."""
+        first, self._looked = not self._looked, True
+        return first
 
     async def enqueue(self, name: str, *args: Any) -> None:
         spec = _spec(name)
@@ -207,6 +216,15 @@ class RqJobs:
 
     async def stop(self) -> None:
         await asyncio.to_thread(self._redis.close)
+
+    def lost_sync(self) -> bool:
+        """True when the queue's marker key was missing (and is now set): Redis started
+        empty (a restart without persistence, a new or flushed server), so jobs enqueued
+        before may be gone. One process of many sees True for each loss (``SET NX``)."""
+        return bool(self._redis.set(f"{self.queue.key}:marker", "1", nx=True))
+
+    async def lost(self) -> bool:
+        return await asyncio.to_thread(self.lost_sync)
 
 
 _WORKER_CONTEXT: list[JobContext] = []

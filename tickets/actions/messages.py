@@ -26,6 +26,7 @@ __all__ = [
     "due_messages",
     "post_message",
     "record_delivery",
+    "waiting_messages",
 ]
 
 # A queued message whose job vanished is re-sent after this; a send running longer is retaken.
@@ -360,6 +361,31 @@ def due_messages(uow: UnitOfWork, limit: int = 500) -> list[int]:
         uow.session.execute(
             sa.update(MESSAGE)
             .where(MESSAGE.c.id.in_(ids))
+            .values(
+                delivery_status=DeliveryStatus.QUEUED.value,
+                delivery_lease_until=uow.now + STUCK_AFTER,
+            )
+        )
+    return ids
+
+
+def waiting_messages(uow: UnitOfWork) -> list[int]:
+    """Every outbound message whose job may be gone with a job queue that came back empty:
+    all ``queued`` ones, and ``sending`` ones whose lease ran out (one mid-send keeps it)."""
+    pending = sa.or_(
+        MESSAGE.c.delivery_status == DeliveryStatus.QUEUED.value,
+        sa.and_(
+            MESSAGE.c.delivery_status == DeliveryStatus.SENDING.value,
+            MESSAGE.c.delivery_lease_until < uow.now,
+        ),
+    )
+    ids = list(
+        uow.session.execute(sa.select(MESSAGE.c.id).where(pending).order_by(MESSAGE.c.id)).scalars()
+    )
+    if ids:
+        uow.session.execute(
+            sa.update(MESSAGE)
+            .where(pending)
             .values(
                 delivery_status=DeliveryStatus.QUEUED.value,
                 delivery_lease_until=uow.now + STUCK_AFTER,
