@@ -9,7 +9,8 @@ in ``wrap_up`` is occupied, an ``available`` agent without one is idle.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import heapq
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,15 @@ from sla.occupancy import AgentTime, Seconds
 from tickets.actions._common import EVENT, OFFER, QUEUE_MEMBER, TICKET, USER
 from tickets.domain import DEFAULT_CAPACITY, LIVE_CHANNELS, Role, TicketStatus
 
-__all__ = ["AgentInfo", "Staff", "StaffHistory", "load_agents", "load_staff", "replay"]
+__all__ = [
+    "AgentInfo",
+    "Staff",
+    "StaffHistory",
+    "load_agents",
+    "load_staff",
+    "replay",
+    "staff_since",
+]
 
 _LIVE = frozenset(c.value for c in LIVE_CHANNELS)
 _HELD = (TicketStatus.NEW.value, TicketStatus.OPEN.value, TicketStatus.PENDING.value)
@@ -224,29 +233,54 @@ def load_agents(session: Connection) -> dict[int, AgentInfo]:
 
 @dataclass(frozen=True, slots=True)
 class StaffHistory:
-    """What :meth:`Staff.replay` needs: agents now, the day's events, the state at its start."""
+    """What :meth:`Staff.replay` needs: agents now, the day's events (in order: an iterable
+    that may be read only once, inside the read that made it), the state at its start."""
 
     agents: dict[int, AgentInfo]
-    events: list[tuple[str, dict[str, Any], datetime]]
+    events: Iterable[tuple[str, Mapping[str, Any], datetime]]
+    changed: set[int]  # agents whose presence or user row changed since the start
     presence_before: dict[int, str]
     held_before: list[dict[str, Any]]
     offers: dict[int, int]
 
 
+_STREAM = 5_000  # ticket-event rows fetched at a time
+
+
+def _ticket_events(
+    session: Connection, since: datetime
+) -> Iterator[tuple[int, str, dict[str, Any], datetime]]:
+    """The day's ticket events, only the four fields a replay reads, streamed in id order
+    (a busy day has millions: never all of their payloads in memory at once)."""
+    ev, p = EVENT.c, EVENT.c.payload
+    q = (
+        sa.select(
+            ev.id, ev.type, ev.created_at, p["id"].as_integer(), p["channel"].as_string(),
+            p["status"].as_string(), p["assignee_id"].as_integer(),
+        )
+        .where(ev.type.in_(_TICKET_EVENTS), ev.created_at >= since)
+        .order_by(ev.id)
+        .execution_options(yield_per=_STREAM)
+    )  # fmt: skip
+    for eid, kind, at, tid, channel, status, assignee in session.execute(q):
+        yield eid, kind, {"id": tid, "channel": channel, "status": status,
+                          "assignee_id": assignee}, at  # fmt: skip
+
+
 def load_staff(session: Connection, since: datetime) -> StaffHistory:
-    """Agents, their events since ``since`` and what held at ``since`` (one read)."""
+    """Agents, their events since ``since`` and what held at ``since``. The ticket events
+    are streamed: replay the history inside the same read (:func:`staff_since`)."""
     agents = load_agents(session)
     ev = EVENT.c
-    kinds = (*_PRESENCE_EVENTS, *_TICKET_EVENTS, "offer.created", *_OFFER_ENDS)
-    events = [
-        (str(k), dict(p), at)
-        for k, p, at in session.execute(
-            sa.select(ev.type, ev.payload, ev.created_at)
-            .where(ev.type.in_(kinds), ev.created_at >= since)
+    people = [
+        (int(i), str(k), dict(p), at)
+        for i, k, p, at in session.execute(
+            sa.select(ev.id, ev.type, ev.payload, ev.created_at)
+            .where(ev.type.in_(_PRESENCE_EVENTS), ev.created_at >= since)
             .order_by(ev.id)
         )
     ]
-    changed = {int(p["id"]) for k, p, _ in events if k in _PRESENCE_EVENTS}
+    changed = {int(p["id"]) for _, _, p, _ in people}
     before: dict[int, str] = {}
     if changed:
         q = (
@@ -277,7 +311,14 @@ def load_staff(session: Connection, since: datetime) -> StaffHistory:
             sa.select(OFFER.c.ticket_id, OFFER.c.agent_id).where(OFFER.c.outcome.is_(None))
         )
     }
-    return StaffHistory(agents, events, before, held, offers)
+    merged = heapq.merge(people, _ticket_events(session, since), key=lambda e: e[0])
+    events = ((kind, p, at) for _, kind, p, at in merged)
+    return StaffHistory(agents, events, changed, before, held, offers)
+
+
+def staff_since(session: Connection, since: datetime) -> Staff:
+    """:func:`replay` of :func:`load_staff`, in one read (the stream needs its connection)."""
+    return replay(load_staff(session, since), since)
 
 
 def replay(history: StaffHistory, since: datetime) -> Staff:
@@ -289,7 +330,7 @@ def replay(history: StaffHistory, since: datetime) -> Staff:
     whose last change is older (their current assignee). Then every event in order.
     """
     staff, start = Staff(), to_epoch(since)
-    changed = {int(p["id"]) for k, p, _ in history.events if k in _PRESENCE_EVENTS}
+    changed = history.changed
     for uid, info in history.agents.items():
         presence = info.presence if uid not in changed else history.presence_before.get(uid)
         staff.agents[uid] = AgentInfo(
@@ -303,8 +344,7 @@ def replay(history: StaffHistory, since: datetime) -> Staff:
             known = history.agents.get(int(p["id"]))
             if known is not None and "queue_ids" not in p:
                 p = {**p, "queue_ids": sorted(known.queue_ids)}
-        if not kind.startswith("offer."):
-            staff.apply(kind, p, to_epoch(at))
+        staff.apply(kind, p, to_epoch(at))
     for uid, info in history.agents.items():  # what is true now wins over the replay
         mine = staff.agents.get(uid)
         if mine is not None:

@@ -8,7 +8,7 @@ and the rows that rebuild today's counters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -36,6 +36,7 @@ __all__ = [
     "load_tickets",
     "max_event_id",
     "overdue",
+    "stream_ticket_rows",
     "ticket_rows",
     "to_policy",
 ]
@@ -233,16 +234,14 @@ def overdue(session: Connection, now: datetime, limit: int = 1000) -> list[tuple
     return out
 
 
-def ticket_rows(
-    session: Connection,
+def _ticket_rows(
     since: datetime,
-    until: datetime | None = None,
+    until: datetime | None,
     *,
-    include_open: bool = True,
-    team_id: int | None = None,
-    queue_id: int | None = None,
-) -> list[Any]:
-    """Tickets with anything countable in ``[since, until)`` (and every open one if asked)."""
+    include_open: bool,
+    team_id: int | None,
+    queue_id: int | None,
+) -> sa.Select[Any]:
     t = TICKET.c
     stamps = (t.created_at, t.first_answer_at, t.first_response_at, t.solved_at, t.closed_at)
     if until is None:
@@ -259,7 +258,28 @@ def ticket_rows(
         q = q.where(t.team_id == team_id)
     if queue_id is not None:
         q = q.where(t.queue_id == queue_id)
+    return q
+
+
+def ticket_rows(
+    session: Connection,
+    since: datetime,
+    until: datetime | None = None,
+    *,
+    include_open: bool = True,
+    team_id: int | None = None,
+    queue_id: int | None = None,
+) -> list[Any]:
+    """Tickets with anything countable in ``[since, until)`` (and every open one if asked)."""
+    q = _ticket_rows(since, until, include_open=include_open, team_id=team_id, queue_id=queue_id)
     return list(session.execute(q).all())
+
+
+def stream_ticket_rows(session: Connection, since: datetime) -> Iterator[Any]:
+    """:func:`ticket_rows` from ``since`` on with the open ones, fetched a few thousand at a
+    time (a day's tickets are never all in memory at once); consume it inside the read."""
+    q = _ticket_rows(since, None, include_open=True, team_id=None, queue_id=None)
+    yield from session.execute(q.execution_options(yield_per=5_000))
 
 
 def max_event_id(session: Connection) -> int:

@@ -25,14 +25,14 @@ from aiohttp import web
 from contact_center.db import Database, EventRecord
 from contact_center.keys import SERVICES
 from contact_center.progress import HandledEvents
-from contact_center.sla_agents import load_staff, replay
+from contact_center.sla_agents import staff_since
 from contact_center.sla_data import (
     breaches_since,
     first_resume,
     load_tickets,
     max_event_id,
     overdue,
-    ticket_rows,
+    stream_ticket_rows,
 )
 from contact_center.sla_events import apply_event
 from contact_center.sla_live import BoardConfig, LiveBoard, epoch
@@ -165,10 +165,9 @@ class SlaService:
         self.timers.active = self.announcing = self._leading
         if self._leading:  # a standby keeps no timers (it rebuilds them when it takes over)
             await self._rebuild_timers(now)
-        rows = await self.db.read(ticket_rows, since)
-        board = LiveBoard(self.config.board, catalog)
-        board.replay(rows, epoch(since))
-        board.staff = replay(await self.db.read(load_staff, since), since)
+        board = LiveBoard(self.config.board, catalog)  # not shared yet: filled on the thread
+        await self.db.read(lambda s: board.replay(stream_ticket_rows(s, since), epoch(since)))
+        board.staff = await self.db.read(staff_since, since)
         for p in await self.db.read(breaches_since, since):
             board.breached(epoch(p["_at"]), p.get("queue_id"), p.get("team_id"))
         self.board = board

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from contact_center import sla_agents
 from contact_center.sla_service import SlaService
 from tests.conftest import World
 from tests.sla_service._helpers import contact, patch, settle
@@ -57,7 +58,7 @@ RED = {
 }
 
 
-async def test_occupancy_from_presence_and_handling(client, world, clock):
+async def test_occupancy_from_presence_and_handling(client, world, clock, monkeypatch):
     await _shift(client, world, clock)
     resp = await client.get("/api/v1/wallboard", headers=world.auth("supervisor"))
     assert resp.status == 200
@@ -77,6 +78,11 @@ async def test_occupancy_from_presence_and_handling(client, world, clock):
     again = SlaService(world.svc.db)
     await again.load()
     assert again.snapshot(world.teams["red"])["agents"] == RED
+    # ...streaming the ticket events a page at a time (here one row per fetch)
+    monkeypatch.setattr(sla_agents, "_STREAM", 1)
+    paged = SlaService(world.svc.db)
+    await paged.load()
+    assert paged.snapshot(world.teams["red"])["agents"] == RED
 
     # at 09:20 the last 15 minutes start in the minute of 09:05: agent occupied 5-9 (A until
     # 8, then wrap-up) = 240 s, idle 9-20 = 660 s; agent2 idle 5-9 = 240 s
