@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import threading
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ from bench._load import percentile
 from contact_center.cluster import Cluster, ClusterConfig
 from contact_center.loopback import free_port
 from contact_center.simulate.model import ChannelMix, Outcome, Scenario, arrivals, figures
-from contact_center.simulate.runner import Target, run
+from contact_center.simulate.runner import REPLY, Target, run
 
 __all__ = ["main"]
 
@@ -47,18 +48,58 @@ TWILIO_SID = "AC" + "5a" * 16
 TWILIO_TOKEN = "soak-twilio-auth-token"  # noqa: S105 - the cluster's own, on loopback
 
 
-async def _drive(target: Target, scenario: Scenario, plan: list[Any], stub_port: int | None) -> Any:
-    """The simulation, with the Twilio-API stub serving on ``stub_port`` while it runs."""
-    if stub_port is None:
-        return await run(target, scenario, plan, drain_seconds=90)
-    from tests.twilio_stub import TwilioStub
+_REPLY_ROWS = (
+    "SELECT ticket_id, channel, delivery_status, external_id FROM message"
+    " WHERE direction = 'out' AND body_text = %s"
+)
 
-    stub = TwilioStub(TWILIO_SID, TWILIO_TOKEN)
-    await stub.start(stub_port)
+
+def _settle(database_url: str, seconds: float) -> None:
+    """Until no reply is waiting for its delivery (queued, sending), at most ``seconds``."""
+    import psycopg
+
+    deadline = time.monotonic() + seconds
+    with psycopg.connect(database_url, autocommit=True) as pg:
+        while time.monotonic() < deadline:
+            rows = pg.execute(_REPLY_ROWS, (REPLY,)).fetchall()
+            if not any(r[2] in ("queued", "sending") for r in rows):
+                return
+            time.sleep(1)
+
+
+async def _drive(target: Target, scenario: Scenario, plan: list[Any], stub: Any,
+                 database_url: str) -> Any:  # fmt: skip
+    """The simulation, with the Twilio-API stub (if any) serving while it runs and while the
+    replies' deliveries settle afterwards."""
+    if stub is not None:
+        await stub.start(stub.port)
     try:
-        return await run(target, scenario, plan, drain_seconds=90)
+        sim = await run(target, scenario, plan, drain_seconds=90)
+        await asyncio.to_thread(_settle, database_url, 60.0)
+        return sim
     finally:
-        await stub.close()
+        if stub is not None:
+            await stub.close()
+
+
+class MailSink:
+    """The SMTP server the desk's email replies go to (aiosmtpd, in its own thread): it keeps
+    the recipient and Message-ID of every message it accepts."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.port = free_port()
+        self.received: list[tuple[str, str]] = []  # (recipient, Message-ID)
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        from email.parser import BytesHeaderParser
+
+        head = BytesHeaderParser().parsebytes(envelope.content)
+        for rcpt in envelope.rcpt_tos:
+            self.received.append((str(rcpt).lower(), str(head.get("Message-ID", ""))))
+        return "250 OK"
 
 
 def _rss_kib(pid: int) -> int | None:
@@ -147,6 +188,42 @@ def _count(cluster: Cluster, tag: str) -> tuple[int, set[int], int]:
     return len(numbers), set(numbers), len(tickets)
 
 
+def _replies(cluster: Cluster, sim: Any, stub: Any, sink: MailSink | None) -> dict[str, Any]:
+    """The agents' replies: each stored once, and each sent once (the SMTP sink's and the
+    Twilio stub's own records of what reached them)."""
+    import psycopg
+
+    replied = {t for t, n in sim.by_ticket.items()
+               if (o := sim.outcomes.get(n)) is not None and o.replied_at is not None}  # fmt: skip
+    with psycopg.connect(cluster.database_url) as pg:
+        rows = pg.execute(_REPLY_ROWS, (REPLY,)).fetchall()
+    per_ticket: dict[int, int] = {}
+    status: dict[str, dict[str, int]] = {}
+    for ticket, channel, state, _ in rows:
+        per_ticket[ticket] = per_ticket.get(ticket, 0) + 1
+        status.setdefault(channel, {}).setdefault(state, 0)
+        status[channel][state] += 1
+    sent = {str(r[3]) for r in rows if r[2] in ("sent", "delivered") and r[3]}
+    out: dict[str, Any] = {
+        "acknowledged": len(replied),
+        "lost": len(replied - per_ticket.keys()),
+        "duplicated": sum(c - 1 for c in per_ticket.values()),
+        "by_channel": status,
+        "pending": sum(1 for r in rows if r[2] in ("queued", "sending")),
+    }
+    if sink is not None:  # email: one message per reply (its Message-ID is the row's id)
+        ids = [m for _, m in sink.received]
+        out["email_received"] = len(ids)
+        out["email_duplicated"] = len(ids) - len(set(ids))
+        out["email_unrecorded"] = len(set(ids) - sent)  # received, not marked sent
+    if stub is not None:  # SMS and texts to callers: one message per reply
+        texts = [(m["to"], m["sid"]) for m in stub.messages if m.get("body") == REPLY]
+        out["texts_received"] = len(texts)
+        out["texts_duplicated"] = len(texts) - len({to for to, _ in texts})
+        out["texts_unrecorded"] = len({sid for _, sid in texts} - sent)
+    return out
+
+
 def _window(outcomes: list[Outcome], start: float, end: float) -> list[float]:
     return [
         (o.offered_at - o.sent_at) * 1000
@@ -164,7 +241,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sample", type=float, default=10.0)
     parser.add_argument("--faults", action="store_true")
     parser.add_argument("--no-twilio", action="store_true", help="SMS and voice via the API")
+    parser.add_argument("--no-smtp", action="store_true", help="no SMTP sink for email replies")
     parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the cluster's logs and data here (kept afterwards)",
+    )
     args = parser.parse_args(argv)
     if not (0 < args.minutes <= 60 and 0 < args.rate <= 200 and 1 <= args.agents <= 1000):
         parser.error("--minutes 0..60, --rate 0..200, --agents 1..1000 (bounded runs)")
@@ -177,13 +262,33 @@ def main(argv: list[str]) -> int:
     plan = arrivals(scenario)
     started = time.perf_counter()
     faults: list[dict[str, Any]] = []
-    stub_port = None if args.no_twilio else free_port()
-    extra = {} if stub_port is None else {
-        "CC_TWILIO_ACCOUNT_SID": TWILIO_SID, "CC_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-        "CC_TWILIO_API_BASE_URL": f"http://127.0.0.1:{stub_port}",
-        "CC_TWILIO_SMS_FROM": "+15005550006", "CC_TWILIO_HOLD_MUSIC_URL": "",
-    }  # fmt: skip
-    with Cluster(ClusterConfig(web=2, leaders=2, workers=1, extra_env=extra)) as cluster:
+    stub = None
+    extra: dict[str, str] = {}
+    if not args.no_twilio:
+        from tests.twilio_stub import TwilioStub
+
+        stub = TwilioStub(TWILIO_SID, TWILIO_TOKEN)
+        stub.port = free_port()  # type: ignore[attr-defined]
+        extra.update({
+            "CC_TWILIO_ACCOUNT_SID": TWILIO_SID, "CC_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "CC_TWILIO_API_BASE_URL": f"http://127.0.0.1:{stub.port}",  # type: ignore[attr-defined]
+            "CC_TWILIO_SMS_FROM": "+15005550006", "CC_TWILIO_HOLD_MUSIC_URL": "",
+        })  # fmt: skip
+    sink = None if args.no_smtp else MailSink()
+    if sink is not None:  # the desk's email replies: SMTP to the sink on loopback
+        sink.controller.start()
+        extra.update(
+            {
+                "CC_SMTP_HOST": "127.0.0.1",
+                "CC_SMTP_PORT": str(sink.port),
+                "CC_SMTP_TLS": "none",
+                "CC_EMAIL_FROM": "Sim desk <desk@sim.example>",
+            }
+        )
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    config = ClusterConfig(web=2, leaders=2, workers=1, extra_env=extra)
+    with Cluster(config, workdir=args.keep) as cluster:
         web = (cluster.url("web1"), cluster.url("web2"))
         print(f"soak: {len(plan)} contacts over {seconds:.0f} s ({args.rate:g}/s), "
               f"{args.agents} agents, cluster {json.dumps(cluster.describe()['pids'])}",
@@ -194,15 +299,35 @@ def main(argv: list[str]) -> int:
         # chat customers open the widget's socket from the desk's public page (nginx, if any)
         origin = cluster.env("web1")["CC_PUBLIC_BASE_URL"]
         target = Target(web, "admin@demo.test", "demo-password", queue="general", origin=origin,
-                        twilio_token="" if stub_port is None else TWILIO_TOKEN,
+                        twilio_token="" if stub is None else TWILIO_TOKEN,
                         public_url=origin, twilio_account_sid=TWILIO_SID)  # fmt: skip
-        sim = asyncio.run(_drive(target, scenario, plan, stub_port))
+        try:
+            sim = asyncio.run(_drive(target, scenario, plan, stub, cluster.database_url))
+            replies = _replies(cluster, sim, stub, sink)
+        finally:
+            if sink is not None:
+                sink.controller.stop()
         sampler.stop_event.set()
         sampler.join()
         if fault_thread is not None:
             fault_thread.join(60)
         stored, numbers, tickets = _count(cluster, sim.tag)
     outcomes = list(sim.outcomes.values())
+    if args.keep is not None:  # one line per contact, for a closer look afterwards
+        with (args.keep / "outcomes.jsonl").open("w") as out:
+            for o in outcomes:
+                row = {
+                    "n": o.arrival.number,
+                    "channel": o.arrival.channel,
+                    "at": o.arrival.at,
+                    "sent": o.sent_at,
+                    "offered": o.offered_at,
+                    "answered": o.answered_at,
+                    "abandoned": o.abandoned_at,
+                    "solved": o.solved_at,
+                    "error": o.error,
+                }
+                out.write(json.dumps(row) + "\n")
     sent = sum(1 for o in outcomes if o.sent_at is not None and o.error is None)
     # lost: the desk took it (no error at the customer) and has no row of it; a contact whose
     # customer saw an error (a connection cut by a killed process) may or may not be stored
@@ -222,12 +347,15 @@ def main(argv: list[str]) -> int:
         "contacts": len(plan), "sent": sent, "errors": sum(1 for o in outcomes if o.error),
         "stored": stored, "lost": len(acked - numbers), "duplicated": stored - len(numbers),
         "failed_but_stored": len(failed & numbers),
+        "replies": replies,
         "tickets": tickets,
         "offered": len(lat), "p50_offer_ms": round(percentile(lat, 50), 1),
         "p99_offer_ms": round(percentile(lat, 99), 1),
         "first_minute_p99_ms": round(percentile(first, 99), 1),
         "last_minute_p99_ms": round(percentile(last, 99), 1),
         "ratio": round(percentile(last, 99) / percentile(first, 99), 2) if first and last else None,
+        "p99_offer_ms_by_minute": [round(percentile(w, 99)) if w else None for w in (
+            _window(outcomes, m * 60, (m + 1) * 60) for m in range(math.ceil(seconds / 60)))],
         "live_service_level": fig.service_level, "live_abandon_rate": fig.abandon_rate,
         "rss_mib_first": {n: round(v / 1024) for n, v in mem_first.items()},
         "rss_mib_last": {n: round(v / 1024) for n, v in mem_last.items()},

@@ -106,6 +106,7 @@ class Outcome:
     answered_at: float | None = None
     abandoned_at: float | None = None
     solved_at: float | None = None
+    replied_at: float | None = None  # the agent's reply was stored (201)
     error: str | None = None
 
     @property

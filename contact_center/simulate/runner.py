@@ -27,7 +27,9 @@ from contact_center.simulate.model import LIVE, Arrival, Outcome, Scenario
 if TYPE_CHECKING:
     from contact_center.simulate.drivers import Driver
 
-__all__ = ["Api", "ImapBox", "Run", "SimAgent", "Target", "run"]
+__all__ = ["REPLY", "Api", "ImapBox", "Run", "SimAgent", "Target", "run"]
+
+REPLY = "Thanks, I am looking into it."  # every simulated agent's reply (counted afterwards)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,8 +237,10 @@ class SimAgent:
         handle = outcome.arrival.handle_seconds
         think = min(handle / 2, 2.0)
         await asyncio.sleep(think)
-        await self.api.call("POST", f"/api/v1/tickets/{ticket}/replies", self.token,
-                            {"body": "Thanks, I am looking into it."}, ok=(404, 409))  # fmt: skip
+        status, _ = await self.api.call("POST", f"/api/v1/tickets/{ticket}/replies", self.token,
+                                        {"body": REPLY}, ok=(404, 409))  # fmt: skip
+        if status == 201:
+            outcome.replied_at = self.sim.now()
         await asyncio.sleep(max(0.0, handle - think))
         await self.api.call("PATCH", f"/api/v1/tickets/{ticket}", self.token,
                             {"status": "solved"}, ok=(400, 404, 409))  # fmt: skip
