@@ -131,12 +131,15 @@ class Run:
 class SimAgent:
     """One simulated agent at a console."""
 
-    def __init__(self, name: str, token: str, url: str, api: Api, sim: Run,
+    def __init__(self, name: str, token: str, urls: str | tuple[str, ...], api: Api, sim: Run,
                  rng: random.Random) -> None:  # fmt: skip
         import socketio
 
-        self.name, self.token, self.url, self.api, self.sim, self.rng = (
-            name, token, url, api, sim, rng)  # fmt: skip
+        self.name, self.token, self.api, self.sim, self.rng = name, token, api, sim, rng
+        # the first is the agent's own web process; a reconnect tries the next one each time
+        # (a console behind a load balancer that fails over to a live process)
+        self.urls = (urls,) if isinstance(urls, str) else urls
+        self.attempts = 0
         self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay=0.5)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.working: set[asyncio.Task[Any]] = set()  # handling an offer, snapshot or presence
@@ -145,7 +148,9 @@ class SimAgent:
         self.sio.on("snapshot", self._spawner(self._snapshot), namespace="/agent")
         self.sio.on("presence", self._spawner(self._presence), namespace="/agent")
         self.sio.on("connect", self._on_connect, namespace="/agent")
+        self.sio.on("disconnect", self._on_disconnect, namespace="/agent")
         self.connects = 0
+        self.closing = False
 
     def _spawner(self, fn: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], None]:
         async def guarded(data: dict[str, Any]) -> None:
@@ -173,9 +178,30 @@ class SimAgent:
             with contextlib.suppress(Exception):
                 await self._resync({})
 
-    async def start(self) -> None:
+    def url(self) -> str:
+        """Where the next connection attempt goes (python-socketio calls it on each one)."""
+        url = self.urls[self.attempts % len(self.urls)]
+        self.attempts += 1
+        return url
+
+    async def _connect(self, *, retry: bool = False) -> None:
         await self.sio.connect(self.url, namespaces=["/agent"], auth={"token": self.token},
-                               transports=["websocket"], wait_timeout=10)  # fmt: skip
+                               transports=["websocket"], wait_timeout=10, retry=retry)  # fmt: skip
+
+    def _on_disconnect(self, reason: Any = None) -> None:
+        """A process that shuts down closes its sockets itself, and python-socketio does not
+        reconnect after that: the agent comes back as a console does (to the next process)."""
+        if reason == self.sio.reason.SERVER_DISCONNECT and not self.closing:
+            task = asyncio.get_running_loop().create_task(self._come_back())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _come_back(self) -> None:
+        await self.sio.eio.wait()  # the old connection wound down (this runs inside its end)
+        await self._connect(retry=True)
+
+    async def start(self) -> None:
+        await self._connect()
         ack = await self.sio.call("presence", {"presence": "available"}, namespace="/agent")
         if not ack.get("ok"):
             raise RuntimeError(f"{self.name}: presence refused: {ack}")
@@ -247,6 +273,7 @@ class SimAgent:
         outcome.solved_at = self.sim.now()
 
     async def close(self) -> None:
+        self.closing = True
         for task in list(self.tasks):
             task.cancel()
         with contextlib.suppress(Exception):
@@ -355,8 +382,9 @@ async def run(
         admin, tokens = await _setup(api, target, scenario)
         rng = random.Random(scenario.seed + 1)
         for i, token in enumerate(tokens):
-            agent = SimAgent(f"agent{i}", token, target.urls[i % len(target.urls)], api, sim,
-                             random.Random(rng.random()))  # fmt: skip
+            own = i % len(target.urls)  # spread over the web processes
+            urls = target.urls[own:] + target.urls[:own]
+            agent = SimAgent(f"agent{i}", token, urls, api, sim, random.Random(rng.random()))
             await agent.start()
             agents.append(agent)
         drivers.update(

@@ -107,3 +107,41 @@ async def test_an_agent_set_away_unheard_comes_back_after_a_reconnect(aiohttp_se
         await agent.close()
         await api.close()
         await srv.close()
+
+
+async def test_an_agent_whose_web_process_is_gone_reconnects_to_the_next(aiohttp_server,
+                                                                         settings, services,
+                                                                         world):  # fmt: skip
+    """As a console behind a load balancer: the socket's process goes away, the reconnect
+    goes to the next web process (and the agent resyncs there)."""
+    import asyncio
+    import random
+
+    from contact_center.app import build_services
+    from contact_center.simulate.runner import Api, Run, SimAgent
+    from tests.conftest import FAST_HASHING
+
+    first = await aiohttp_server(create_app(settings, services=services))
+    # another web process on the same database (its own services: the first one's close)
+    own = build_services(settings, password_hashing=FAST_HASHING, clock=services.db.clock)
+    second = await aiohttp_server(create_app(settings, services=own))
+    urls = (f"http://127.0.0.1:{first.port}", f"http://127.0.0.1:{second.port}")
+    api = Api(urls)
+    sim = Run(Scenario((ChannelMix("chat", 60),), seconds=1, agents=1))
+    agent = SimAgent("agent", world.tokens["agent"], urls, api, sim, random.Random(1))
+    try:
+        await agent.start()
+        assert agent.connects == 1 and agent.attempts == 1  # on its own process
+        await first.close()  # its sockets are closed with it
+        async with asyncio.timeout(20):
+            while not (agent.connects == 2 and agent.sio.connected):
+                await asyncio.sleep(0.02)  # polling the client, bounded
+        assert agent.urls[(agent.attempts - 1) % 2] == urls[1]  # where it connected
+        async with asyncio.timeout(10):
+            while agent.working:  # the resync after the reconnect
+                await asyncio.gather(*agent.working, return_exceptions=True)
+        assert sim.agent_errors == 0, sim.agent_error_samples
+    finally:
+        await agent.close()
+        await api.close()
+        await second.close()
