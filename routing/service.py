@@ -489,10 +489,14 @@ class RouterService:
             r = self.router
             stored = {t["id"]: t for t in (*state.waiting, *state.assigned)}
             stored.update({o.ticket["id"]: o.ticket for o in state.offers})
+            # the state was read before the lock: what differs may be only what the events
+            # applied since then changed. Each is read again, and counted only when that
+            # fresh row changed the router.
             changed = 0
-            for tid in sorted(stored.keys() ^ r.held()):  # fresh reads: the state may be old
+            for tid in sorted(stored.keys() ^ r.held()):
+                before = self._holding(tid)
                 await self._sync(await self.db.read(ticket_row, tid))
-                changed += 1
+                changed += self._holding(tid) != before
             agents = {a.id: a for a in state.agents}
             for view in r.snapshot().agents:
                 a = agents.pop(view.id, None)
@@ -501,14 +505,21 @@ class RouterService:
                     != (a.presence, a.skills, a.queue_ids)
                 ):
                     await self._agent_changed(view.id)
-                    changed += 1
+                    changed += not r.knows_agent(view.id) or r.agent_view(view.id) != view
             for aid in sorted(agents):  # active agents the router does not know
                 await self._agent_changed(aid)
-                changed += 1
+                changed += r.knows_agent(aid)
             if changed:
                 log.warning("router resync fixed %d differences with the database", changed)
                 await self._route(_epoch(self.now()))
             return changed
+
+    def _holding(self, ticket: int) -> tuple[Any, ...]:
+        """What the router holds of a ticket: its state, facts and the agent of its offer or
+        work."""
+        r = self.router
+        offer, work = r.offer_for(ticket), r.assignment_for(ticket)
+        return (r.state_of(ticket), r.item_of(ticket), offer and offer.agent, work and work.agent)
 
     # -- timer loop ---------------------------------------------------------------------------
 

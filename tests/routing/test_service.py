@@ -231,3 +231,25 @@ async def test_resync_catches_what_the_bus_lost(client, world, settings):
     assert await world.svc.routing.resync() == 2  # the ticket and the agent
     assert _open_offer(world, tid).agent_id == world.users["agent"]["id"]
     assert await world.svc.routing.resync() == 0  # nothing left to fix
+
+
+async def test_resync_counts_only_what_it_fixed(client, world, monkeypatch):
+    """Under load the state is read before the router's lock, so tickets that events changed
+    meanwhile differ from it; read again, they agree with the router and count for nothing."""
+    from contact_center.routing_data import load_routing_state
+
+    await _available(client, world, "agent")
+    stale = await world.svc.db.read(load_routing_state)  # before these two contacts
+    waiting = await _ticket(client, world, queue="general", skills={"billing": 4})  # nobody
+    offered = await _ticket(client, world, channel="chat", handle="visitor-r1")
+    router, real_read = world.svc.routing.router, world.svc.db.read
+    assert router.state_of(waiting) is TicketState.WAITING
+    assert router.state_of(offered) is TicketState.OFFERED
+
+    async def read(fn, *args, **kw):
+        return stale if fn is load_routing_state else await real_read(fn, *args, **kw)
+
+    monkeypatch.setattr(world.svc.db, "read", read)
+    assert await world.svc.routing.resync() == 0
+    assert router.state_of(waiting) is TicketState.WAITING
+    assert router.state_of(offered) is TicketState.OFFERED
