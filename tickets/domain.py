@@ -8,6 +8,7 @@ __all__ = [
     "ASYNC_CHANNELS",
     "DEFAULT_CAPACITY",
     "LIVE_CHANNELS",
+    "READ_FROM_DESK",
     "Channel",
     "DeliveryStatus",
     "Direction",
@@ -32,6 +33,9 @@ class Channel(StrEnum):
 
 LIVE_CHANNELS = frozenset({Channel.CHAT, Channel.VOICE})
 ASYNC_CHANNELS = frozenset({Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.API})
+# the customer's client reads replies from the desk itself (API polling, the chat socket):
+# a reply there is delivered once it is stored, with no job and no sender
+READ_FROM_DESK = frozenset({Channel.API, Channel.CHAT})
 
 DEFAULT_CAPACITY: dict[str, int] = {
     Channel.VOICE: 1,

@@ -219,9 +219,16 @@ async def test_reply_on_api_ticket_is_stored_answered_and_sent(client, world, jo
     assert resp.status == 201
     created = await resp.json()
     assert created["ticket_id"] == tid
-    assert jobs.enqueued == [("deliver_message", (created["message_id"],))]
+    # the customer's client reads it from the desk: delivered as it is stored, no job
+    assert jobs.enqueued == []
     first = _first_response_at(world, tid)
     assert first is not None
+    audit = await _audit(client, world, "message.delivery")
+    assert [r["detail"]["status"] for r in audit if r["target_id"] == created["message_id"]] == [
+        "sent"]  # fmt: skip
+    delivery = sql(world.svc.db, "SELECT payload FROM event WHERE type = 'message.delivery'")
+    assert [json.loads(p) if isinstance(p, str) else p for (p,) in delivery] == [
+        {"id": created["message_id"], "status": "sent", "error": None}]  # fmt: skip
     await jobs.drain()
     detail = await _detail(client, world, tid)
     out = [m for m in detail["messages"] if m["id"] == created["message_id"]]

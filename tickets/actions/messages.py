@@ -16,7 +16,7 @@ from tickets.actions._common import ATTACHMENT, HANDLE, MESSAGE, TICKET, message
 from tickets.actions.ingest import IngestPolicy
 from tickets.blobs import BlobStore
 from tickets.contact import InboundAttachment
-from tickets.domain import DeliveryStatus, Direction, HandleKind, TicketStatus
+from tickets.domain import READ_FROM_DESK, DeliveryStatus, Direction, HandleKind, TicketStatus
 from tickets.queries import Viewer, get_ticket
 
 __all__ = [
@@ -127,6 +127,7 @@ def post_message(
         if known is not None:
             return PostResult(message_id=int(known), ticket_id=ticket_id, needs_delivery=False)
     direction = Direction.NOTE if internal else Direction.OUT
+    at_desk = not internal and ticket.channel in READ_FROM_DESK  # delivered as it is stored
     values = {
         "ticket_id": ticket_id,
         "direction": direction.value,
@@ -137,10 +138,14 @@ def post_message(
         "body_html": None,
         "external_id": client_key,
         "delivery_status": (
-            DeliveryStatus.RECEIVED.value if internal else DeliveryStatus.QUEUED.value
+            DeliveryStatus.RECEIVED.value
+            if internal
+            else DeliveryStatus.SENT.value
+            if at_desk
+            else DeliveryStatus.QUEUED.value
         ),
         "created_at": uow.now,
-        "delivery_lease_until": None if internal else uow.now + STUCK_AFTER,
+        "delivery_lease_until": None if internal or at_desk else uow.now + STUCK_AFTER,
     }
     message_id = uow.session.execute(
         sa.insert(MESSAGE).values(**values).returning(MESSAGE.c.id)
@@ -169,10 +174,12 @@ def post_message(
         ticket_id,
         {"message_id": message_id, "attachment_ids": list(attachment_ids)},
     )
+    if at_desk:  # what the delivery job would have recorded, in the same transaction
+        _delivered(uow, message_id, ticket_id, DeliveryStatus.SENT.value, None)
     return PostResult(
         message_id=message_id,
         ticket_id=ticket_id,
-        needs_delivery=not internal,
+        needs_delivery=not internal and not at_desk,
         attachment_ids=attachment_ids,
     )
 
@@ -274,11 +281,13 @@ def record_delivery(
     if external_id is not None:
         values["external_id"] = external_id
     uow.session.execute(sa.update(MESSAGE).where(MESSAGE.c.id == message_id).values(**values))
-    uow.emit(
-        "message.delivery",
-        {"id": message_id, "status": status, "error": error},
-        ticket_id=msg.ticket_id,
-    )
+    _delivered(uow, message_id, msg.ticket_id, status, error)
+
+
+def _delivered(uow: UnitOfWork, message_id: int, ticket_id: int, status: str,
+               error: str | None) -> None:  # fmt: skip
+    uow.emit("message.delivery", {"id": message_id, "status": status, "error": error},
+             ticket_id=ticket_id)  # fmt: skip
     uow.audit(Actor("system"), "message.delivery", "message", message_id, {"status": status})
 
 
