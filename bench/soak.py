@@ -1,8 +1,9 @@
 """Soak and faults: the scaled-out deployment under mixed traffic for a bounded time.
 
 ``contact_center.cluster`` starts its own Redis, a fresh PostgreSQL database, two web processes,
-two router leaders and an RQ worker on loopback. ``contact_center.simulate`` then runs
-``--agents`` (300) simulated agents (Socket.IO clients, spread over both web processes) and
+two router leaders and ``--workers`` (3) RQ workers on loopback. ``contact_center.simulate``
+then runs ``--agents`` (300) simulated agents (Socket.IO clients, spread over both web
+processes; a reconnect goes to the next one, as behind a load balancer) and
 Poisson arrivals at ``--rate`` (50) contacts per second in all, mixed over chat and voice
 (live, with patience) and email, SMS and API (async), for ``--minutes`` (15). Every
 ``--sample`` seconds it records each server process's resident memory.
@@ -16,12 +17,17 @@ them with the cluster's auth token); the desk's REST calls (replies, putting cal
 agents) go to the Twilio-API stub of the tests, served in this process. ``--no-twilio`` sends
 them through the API instead.
 
+The desk's email replies go to an SMTP server in this process (aiosmtpd; ``--no-smtp``: none).
 Afterwards the database is counted: every contact sent is stored exactly once (``lost``,
-``duplicated``), and the figures are the simulator's (offer latency from arrival to the agent's
-``offer`` event, service level, abandons). ``python -m bench soak [--minutes M] [--rate R]
-[--agents N] [--faults]``; the last line printed is one JSON object. Baseline in the same run:
-the first minute's p99 offer latency and memory, against which the last minute's are compared
-(``ratio`` = last-minute p99 / first-minute p99: about 1 when steady).
+``duplicated``); every reply an agent got a 201 for is stored once and, once deliveries settle
+(up to 60 s), sent once: ``replies`` compares the rows with what the SMTP server and the Twilio
+stub received. The figures are the simulator's (offer latency from arrival to the agent's
+``offer`` event, service level, abandons; p99 per minute). ``python -m bench soak [--minutes M]
+[--rate R] [--agents N] [--workers W] [--faults] [--keep DIR]`` (``--keep``: the cluster's logs
+and one line per contact in ``DIR/outcomes.jsonl``); the last line printed is one JSON object.
+Baseline in the same run: the first minute's p99 offer latency and memory, against which the
+last minute's are compared (``ratio`` = last-minute p99 / first-minute p99: about 1 when
+steady).
 """
 
 from __future__ import annotations
@@ -237,6 +243,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--rate", type=float, default=50.0, help="contacts per second, all")
     parser.add_argument("--agents", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=3, help="RQ workers (deliveries)")
     parser.add_argument("--aht", type=float, default=8.0, help="mean handle seconds")
     parser.add_argument("--sample", type=float, default=10.0)
     parser.add_argument("--faults", action="store_true")
@@ -251,8 +258,9 @@ def main(argv: list[str]) -> int:
         help="the cluster's logs and data here (kept afterwards)",
     )
     args = parser.parse_args(argv)
-    if not (0 < args.minutes <= 60 and 0 < args.rate <= 200 and 1 <= args.agents <= 1000):
-        parser.error("--minutes 0..60, --rate 0..200, --agents 1..1000 (bounded runs)")
+    if not (0 < args.minutes <= 60 and 0 < args.rate <= 200 and 1 <= args.agents <= 1000
+            and 1 <= args.workers <= 8):  # fmt: skip
+        parser.error("--minutes 0..60, --rate 0..200, --agents 1..1000, --workers 1..8")
     seconds = args.minutes * 60
     mix = tuple(
         ChannelMix(c, args.rate * share * 3600, args.aht, 30.0 if c in ("chat", "voice") else None)
@@ -287,7 +295,7 @@ def main(argv: list[str]) -> int:
         )
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-    config = ClusterConfig(web=2, leaders=2, workers=1, extra_env=extra)
+    config = ClusterConfig(web=2, leaders=2, workers=args.workers, extra_env=extra)
     with Cluster(config, workdir=args.keep) as cluster:
         web = (cluster.url("web1"), cluster.url("web2"))
         print(f"soak: {len(plan)} contacts over {seconds:.0f} s ({args.rate:g}/s), "
