@@ -99,28 +99,40 @@ def test_rq_jobs_use_json_not_pickle(job_settings, tmp_path):
 
 
 async def test_reply_is_delivered_by_a_real_rq_worker(settings, tmp_path):
-    rq_settings = replace(settings, redis_url=REDIS_URL)
-    svc = build_services(rq_settings, password_hashing=FAST_HASHING)
-    world = build_world(svc)
-    from aiohttp.test_utils import TestClient, TestServer
+    """An email reply (API and chat replies need no job) through a real worker to a real SMTP
+    server."""
+    from tests.channels.email.conftest import running_sink
 
-    from contact_center.app import create_app
+    with running_sink() as sink:
+        rq_settings = replace(settings, redis_url=REDIS_URL, smtp_host="127.0.0.1",
+                              smtp_port=sink.port, smtp_tls="none",
+                              email_from="Desk <support@example.test>")  # fmt: skip
+        svc = build_services(rq_settings, password_hashing=FAST_HASHING)
+        world = build_world(svc)
+        from aiohttp.test_utils import TestClient, TestServer
 
-    app = create_app(rq_settings, services=svc)
-    async with TestClient(TestServer(app)) as client:
-        r = await client.post("/api/v1/inbound", json=inbound("rq-1", channel="api",
-                                                              handle="crm-1"),
-                              headers=world.auth("admin"))  # fmt: skip
-        ticket_id = (await r.json())["ticket_id"]
-        r = await client.post(f"/api/v1/tickets/{ticket_id}/replies", json={"body": "Thanks!"},
-                              headers=world.auth("admin"))  # fmt: skip
-        assert r.status == 201
-        message_id = (await r.json())["message_id"]
-        assert sql(svc.db, "select delivery_status from message where id=:i", i=message_id) == [
-            ("queued",)
-        ]
-        proc = _run_worker(rq_settings, REDIS_URL)
-        assert proc.returncode == 0, proc.stderr
-        assert sql(svc.db, "select delivery_status from message where id=:i", i=message_id) == [
-            ("sent",)
-        ]
+        from contact_center.app import create_app
+
+        app = create_app(rq_settings, services=svc)
+        async with TestClient(TestServer(app)) as client:
+            r = await client.post("/api/v1/inbound", json=inbound("rq-1", channel="email",
+                                                                  handle="crm-1@example.com"),
+                                  headers=world.auth("admin"))  # fmt: skip
+            ticket_id = (await r.json())["ticket_id"]
+            r = await client.post(f"/api/v1/tickets/{ticket_id}/replies",
+                                  json={"body": "Thanks!"},
+                                  headers=world.auth("admin"))  # fmt: skip
+            assert r.status == 201
+            message_id = (await r.json())["message_id"]
+            row = "select delivery_status from message where id=:i"
+            assert sql(svc.db, row, i=message_id) == [("queued",)]
+            from tests.workers import worker_env  # every setting, SMTP included
+
+            proc = subprocess.run(
+                [sys.executable, "-m", "contact_center.cli", "worker", "--burst"],
+                env=worker_env(rq_settings), capture_output=True, text=True, timeout=60,
+                check=False,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            assert sql(svc.db, row, i=message_id) == [("sent",)]
+        assert [rcpt for _, rcpt, _ in sink.received] == [["crm-1@example.com"]]
