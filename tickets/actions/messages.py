@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from types import SimpleNamespace
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -354,28 +355,11 @@ def due_messages(uow: UnitOfWork, limit: int = 500) -> list[int]:
 
     A send that outlived its lease is put back to ``queued`` so the new job may take it.
     """
-    pending = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)
-    ids = list(
-        uow.session.execute(
-            sa.select(MESSAGE.c.id)
-            .where(
-                MESSAGE.c.delivery_status.in_(pending),
-                MESSAGE.c.delivery_lease_until < uow.now,
-            )
-            .order_by(MESSAGE.c.id)
-            .limit(limit)
-        ).scalars()
+    pending = sa.and_(
+        MESSAGE.c.delivery_status.in_((DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)),
+        MESSAGE.c.delivery_lease_until < uow.now,
     )
-    if ids:
-        uow.session.execute(
-            sa.update(MESSAGE)
-            .where(MESSAGE.c.id.in_(ids))
-            .values(
-                delivery_status=DeliveryStatus.QUEUED.value,
-                delivery_lease_until=uow.now + STUCK_AFTER,
-            )
-        )
-    return ids
+    return _requeue(uow, pending, limit)
 
 
 def waiting_messages(uow: UnitOfWork) -> list[int]:
@@ -388,13 +372,21 @@ def waiting_messages(uow: UnitOfWork) -> list[int]:
             MESSAGE.c.delivery_lease_until < uow.now,
         ),
     )
-    ids = list(
-        uow.session.execute(sa.select(MESSAGE.c.id).where(pending).order_by(MESSAGE.c.id)).scalars()
-    )
+    return _requeue(uow, pending, None)
+
+
+def _requeue(uow: UnitOfWork, pending: Any, limit: int | None) -> list[int]:
+    """The ids of the messages ``pending`` selects (the first ``limit``, or all), put back to
+    ``queued`` with a new stuck window."""
+    q = sa.select(MESSAGE.c.id).where(pending).order_by(MESSAGE.c.id)
+    ids = list(uow.session.execute(q if limit is None else q.limit(limit)).scalars())
     if ids:
+        # all of them: by the same condition (a long id list would overflow SQLite's
+        # parameters); the first ``limit``: by id
+        which = pending if limit is None else MESSAGE.c.id.in_(ids)
         uow.session.execute(
             sa.update(MESSAGE)
-            .where(pending)
+            .where(which)
             .values(
                 delivery_status=DeliveryStatus.QUEUED.value,
                 delivery_lease_until=uow.now + STUCK_AFTER,
