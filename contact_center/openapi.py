@@ -66,6 +66,11 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
                     {"name": name, "in": "query", "required": name in qschema.get("required", []),
                      "schema": prop}
                 )  # fmt: skip
+        params += [
+            {"name": name, "in": "header", "required": False, "description": text,
+             "schema": {"type": "string"}}
+            for name, text in ep.headers
+        ]  # fmt: skip
         if params:
             op["parameters"] = params
         if ep.body is not None:

@@ -58,6 +58,7 @@ class Endpoint:
     query: type[pydantic.BaseModel] | None = None
     auth: str = "bearer"  # bearer | none | twilio-signature | ...
     page: bool = False
+    headers: tuple[tuple[str, str], ...] = ()  # request headers it reads: (name, description)
 
 
 class Registry:
@@ -78,14 +79,16 @@ class Registry:
         query: type[pydantic.BaseModel] | None = None,
         auth: str | None = None,
         page: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Declare a handler."""
+        """Declare a handler (``headers``: the optional request headers it reads, described)."""
 
         def deco(handler: Handler) -> Handler:
             self.endpoints.append(
                 Endpoint(
                     method, path, handler, roles, summary, tag, body, query,
                     auth or ("bearer" if roles is not None else "none"), page,
+                    tuple((headers or {}).items()),
                 )
             )  # fmt: skip
             return handler

@@ -206,11 +206,13 @@ class Ticket(SQLModel, table=True):
 
 
 class Message(SQLModel, table=True):
-    """One message on a ticket; ``external_id`` is unique per channel (dedupe key)."""
+    """One message on a ticket; ``external_id`` is unique per channel (dedupe key), the
+    author's ``client_key`` (an ``Idempotency-Key``, a console's id) unique per ticket."""
 
     __table_args__ = (
         sa.UniqueConstraint("channel", "external_id", name="uq_message_channel_external"),
         sa.Index("ix_message_delivery_due", "delivery_status", "delivery_lease_until"),
+        sa.Index("uq_message_ticket_client_key", "ticket_id", "client_key", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -222,6 +224,7 @@ class Message(SQLModel, table=True):
     body_text: str = Field(default="", sa_column=sa.Column(sa.Text(), nullable=False))
     body_html: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
     external_id: str | None = Field(default=None, max_length=500)
+    client_key: str | None = Field(default=None, max_length=200)
     delivery_status: str = Field(default="received", max_length=20)
     delivery_error: str | None = Field(default=None, max_length=1000)
     delivery_lease_until: datetime | None = _ts()

@@ -135,8 +135,30 @@ def _decode_files(items: list[ReplyAttachment], max_bytes: int) -> list[InboundA
     return files
 
 
+IDEMPOTENCY = {
+    "Idempotency-Key": "1-128 printable ASCII characters: the same reply posted again with the "
+    "same key (a retry after a lost answer) is stored once and answered with the stored "
+    "message (`Idempotent-Replayed: true`); a different message with a key already used on "
+    "the ticket is 409. Keys are the caller's own (per user and ticket)."
+}
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    """The caller's ``Idempotency-Key``, namespaced by its user; None without one."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 128 or not all("!" <= c <= "~" for c in key):
+        raise ValidationError(
+            "Idempotency-Key must be 1-128 printable ASCII characters",
+            fields={"Idempotency-Key": "invalid"},
+        )
+    return f"api-{current_user(request).id}:{key}"
+
+
 async def _post(request: web.Request, *, internal: bool) -> web.StreamResponse:
     body = await parse_body(request, ReplyBody)
+    client_key = _idempotency_key(request)
     svc = services(request)
     policy = svc.ingest_policy
     files = (
@@ -152,19 +174,23 @@ async def _post(request: web.Request, *, internal: bool) -> web.StreamResponse:
         internal=internal,
         files=files,
         policy=policy,
+        client_key=client_key,
     )
     if result.needs_delivery:
         await svc.jobs.enqueue("deliver_message", result.message_id)
-    return json_response(
+    response = json_response(
         {"message_id": result.message_id, "ticket_id": result.ticket_id,
          "attachment_ids": list(result.attachment_ids)},
         status=201,
     )  # fmt: skip
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 @routes.route("POST", "/api/v1/tickets/{id}/replies", roles=ALL_STAFF,
               summary="Reply to the customer on the ticket's channel", tag="tickets",
-              body=ReplyBody)  # fmt: skip
+              body=ReplyBody, headers=IDEMPOTENCY)  # fmt: skip
 async def reply(request: web.Request) -> web.StreamResponse:
     """Stores the reply (and its files) and queues its delivery job."""
     return await _post(request, internal=False)
@@ -172,7 +198,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
 
 @routes.route("POST", "/api/v1/tickets/{id}/notes", roles=ALL_STAFF,
               summary="Add an internal note (never sent)", tag="tickets",
-              body=ReplyBody)  # fmt: skip
+              body=ReplyBody, headers=IDEMPOTENCY)  # fmt: skip
 async def note(request: web.Request) -> web.StreamResponse:
     """Stores an internal note."""
     return await _post(request, internal=True)

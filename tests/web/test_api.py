@@ -3,6 +3,7 @@ customers, validation, OpenAPI, health, metrics and response headers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import replace
@@ -286,6 +287,64 @@ async def test_notes_are_stored_but_never_delivered(client, world, jobs):
     assert _first_response_at(world, tid) is None
     assert [r for r in await _audit(client, world, "message.delivery")
             if r["target_id"] == mid] == []  # fmt: skip
+
+
+def _messages_out(world: World, ticket_id: int) -> list[tuple[Any, ...]]:
+    return sql(world.svc.db, "SELECT id, direction, body_text, author_user_id FROM message "
+               "WHERE ticket_id = :t AND direction <> 'in' ORDER BY id", t=ticket_id)  # fmt: skip
+
+
+async def test_a_reply_posted_again_with_its_idempotency_key_is_stored_and_sent_once(
+    client, world, jobs
+):
+    t = await new_ticket(client, world, channel="email")
+    tid, url = t["ticket_id"], f"/api/v1/tickets/{t['ticket_id']}/replies"
+    key = {"Idempotency-Key": "reply-7f3a-retry"}
+    # the caller lost the first answer and sends twice more, the two at the same time
+    first = await client.post(url, json={"body": "On its way"},
+                              headers={**world.auth("agent"), **key})  # fmt: skip
+    assert first.status == 201, await first.text()
+    assert "Idempotent-Replayed" not in first.headers
+    stored = await first.json()
+    again = await asyncio.gather(*(
+        client.post(url, json={"body": "On its way"}, headers={**world.auth("agent"), **key})
+        for _ in range(2)
+    ))  # fmt: skip
+    for resp in again:
+        assert resp.status == 201
+        assert resp.headers["Idempotent-Replayed"] == "true"
+        assert await resp.json() == stored
+    rows = _messages_out(world, tid)
+    assert [(r[1], r[2]) for r in rows] == [("out", "On its way")]
+    assert jobs.enqueued == [("deliver_message", (stored["message_id"],))]
+    # the same key for another message is refused, and writes nothing
+    for kind, body in (("replies", "Something else"), ("notes", "On its way")):
+        resp = await client.post(f"/api/v1/tickets/{tid}/{kind}", json={"body": body},
+                                 headers={**world.auth("agent"), **key})  # fmt: skip
+        assert resp.status == 409, kind
+        assert (await resp.json())["error"]["fields"] == {
+            "client_key": f"message {stored['message_id']} has it"}  # fmt: skip
+    # keys are the caller's own: another user's same key is another reply
+    resp = await client.post(url, json={"body": "On its way"},
+                             headers={**world.auth("admin"), **key})  # fmt: skip
+    assert resp.status == 201
+    assert (await resp.json())["message_id"] != stored["message_id"]
+    assert len(_messages_out(world, tid)) == 2
+    # the key is the message's, not the channel id: the sent email's Message-ID goes there
+    assert sql(world.svc.db, "SELECT external_id FROM message WHERE id = :id",
+               id=stored["message_id"])[0][0] is None  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 129, "has space", "caf\u00e9"])
+async def test_a_bad_idempotency_key_is_400_and_stores_nothing(client, world, jobs, bad):
+    t = await new_ticket(client, world, channel="api")
+    headers = {**world.auth("agent"), "Idempotency-Key": bad}
+    resp = await client.post(f"/api/v1/tickets/{t['ticket_id']}/replies", json={"body": "Hi"},
+                             headers=headers)  # fmt: skip
+    assert resp.status == 400
+    assert (await resp.json())["error"]["fields"] == {"Idempotency-Key": "invalid"}
+    assert _messages_out(world, t["ticket_id"]) == []
+    assert jobs.enqueued == []
 
 
 async def test_empty_or_closed_ticket_replies_are_refused(client, world, jobs):

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from channels.base import OutboundMessage
 from contact_center.db import Actor, UnitOfWork
-from contact_center.errors import NotFound, PayloadTooLarge, ValidationError
+from contact_center.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
 from tickets.actions._common import ATTACHMENT, HANDLE, MESSAGE, TICKET, message_summary
 from tickets.actions.ingest import IngestPolicy
 from tickets.blobs import BlobStore
@@ -60,6 +60,7 @@ class PostResult:
     ticket_id: int
     needs_delivery: bool
     attachment_ids: tuple[int, ...] = ()
+    replayed: bool = False  # an earlier post with the same client key: nothing was written
 
 
 def _check_files(files: Sequence[InboundAttachment], policy: IngestPolicy | None) -> BlobStore:
@@ -104,8 +105,10 @@ def post_message(
 ) -> PostResult:
     """An agent's public reply (goes out on the ticket's channel) or internal note.
 
-    ``client_key`` (the console's own id for a chat reply) is stored as the message's
-    ``external_id``: sending it again answers with the stored message and writes nothing.
+    ``client_key`` (a REST caller's ``Idempotency-Key``, the console's own id for a chat
+    reply) is stored with the message, unique per ticket: sending the same message with it
+    again answers with the stored one (``replayed``) and writes nothing; a different message
+    (body, or reply against note) with a known key is a :class:`Conflict`.
 
     ``files`` become the message's attachments (a reply sends them along), stored in
     ``policy.blobs`` after their count and sizes are checked against ``policy``'s limits
@@ -115,19 +118,23 @@ def post_message(
         raise ValidationError("empty message", fields={"body": "required"})
     store = _check_files(files, policy) if files else None
     ticket = get_ticket(uow.session, viewer, ticket_id, lock=uow.dialect == "postgresql")
-    if ticket.status == TicketStatus.CLOSED:
-        raise ValidationError("ticket is closed", fields={"ticket": "closed tickets are read-only"})
+    direction = Direction.NOTE if internal else Direction.OUT
     if client_key is not None:
         known = uow.session.execute(
-            sa.select(MESSAGE.c.id).where(
-                MESSAGE.c.channel == ticket.channel,
-                MESSAGE.c.external_id == client_key,
-                MESSAGE.c.ticket_id == ticket_id,
+            sa.select(MESSAGE.c.id, MESSAGE.c.direction, MESSAGE.c.body_text).where(
+                MESSAGE.c.ticket_id == ticket_id, MESSAGE.c.client_key == client_key
             )
-        ).scalar()
+        ).first()
         if known is not None:
-            return PostResult(message_id=int(known), ticket_id=ticket_id, needs_delivery=False)
-    direction = Direction.NOTE if internal else Direction.OUT
+            if known.direction != direction.value or known.body_text != body:
+                raise Conflict(
+                    "this key was used for a different message on this ticket",
+                    fields={"client_key": f"message {known.id} has it"},
+                )
+            return PostResult(message_id=int(known.id), ticket_id=ticket_id,
+                              needs_delivery=False, replayed=True)  # fmt: skip
+    if ticket.status == TicketStatus.CLOSED:
+        raise ValidationError("ticket is closed", fields={"ticket": "closed tickets are read-only"})
     at_desk = not internal and ticket.channel in READ_FROM_DESK  # delivered as it is stored
     values = {
         "ticket_id": ticket_id,
@@ -137,7 +144,8 @@ def post_message(
         "author_customer_id": None,
         "body_text": body,
         "body_html": None,
-        "external_id": client_key,
+        "external_id": None,
+        "client_key": client_key,
         "delivery_status": (
             DeliveryStatus.RECEIVED.value
             if internal
