@@ -74,13 +74,13 @@ def _settle(database_url: str, seconds: float) -> None:
 
 
 async def _drive(target: Target, scenario: Scenario, plan: list[Any], stub: Any,
-                 database_url: str) -> Any:  # fmt: skip
+                 database_url: str, started: threading.Event) -> Any:  # fmt: skip
     """The simulation, with the Twilio-API stub (if any) serving while it runs and while the
     replies' deliveries settle afterwards."""
     if stub is not None:
         await stub.start(stub.port)
     try:
-        sim = await run(target, scenario, plan, drain_seconds=90)
+        sim = await run(target, scenario, plan, drain_seconds=90, on_started=started.set)
         await asyncio.to_thread(_settle, database_url, 60.0)
         return sim
     finally:
@@ -136,8 +136,13 @@ class Sampler(threading.Thread):
             self.stop_event.wait(self.every)
 
 
-def _faults(cluster: Cluster, seconds: float, log: list[dict[str, Any]]) -> threading.Thread:
+def _faults(cluster: Cluster, seconds: float, log: list[dict[str, Any]],
+            go: threading.Event) -> threading.Thread:  # fmt: skip
+    """The faults, timed from ``go`` (set as the first contact is due: the setup before it
+    takes as long as the machine needs)."""
+
     def act() -> None:
+        go.wait()
         t0 = time.monotonic()
 
         def at(fraction: float) -> None:
@@ -303,14 +308,15 @@ def main(argv: list[str]) -> int:
               flush=True)  # fmt: skip
         sampler = Sampler(cluster, args.sample)
         sampler.start()
-        fault_thread = _faults(cluster, seconds, faults) if args.faults else None
+        go = threading.Event()
+        fault_thread = _faults(cluster, seconds, faults, go) if args.faults else None
         # chat customers open the widget's socket from the desk's public page (nginx, if any)
         origin = cluster.env("web1")["CC_PUBLIC_BASE_URL"]
         target = Target(web, "admin@demo.test", "demo-password", queue="general", origin=origin,
                         twilio_token="" if stub is None else TWILIO_TOKEN,
                         public_url=origin, twilio_account_sid=TWILIO_SID)  # fmt: skip
         try:
-            sim = asyncio.run(_drive(target, scenario, plan, stub, cluster.database_url))
+            sim = asyncio.run(_drive(target, scenario, plan, stub, cluster.database_url, go))
             replies = _replies(cluster, sim, stub, sink)
         finally:
             if sink is not None:

@@ -74,8 +74,13 @@ class Api:
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
 
     async def call(self, method: str, path: str, token: str | None, body: Any = None,
-                   *, ok: tuple[int, ...] = ()) -> tuple[int, Any]:  # fmt: skip
+                   *, ok: tuple[int, ...] = (), idempotency_key: str | None = None,
+                   ) -> tuple[int, Any]:  # fmt: skip
+        """The status and JSON answer; a failed connection is tried on the next process
+        (``idempotency_key``: a POST the desk must not store twice when that happens)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
         last: Exception | None = None
         first = next(self._turn)  # every web process once, from the next one in turn
         for k in range(len(self.urls)):
@@ -263,8 +268,11 @@ class SimAgent:
         handle = outcome.arrival.handle_seconds
         think = min(handle / 2, 2.0)
         await asyncio.sleep(think)
+        # a web process that dies after storing the reply but before answering: the retry on
+        # the next one must not reply twice
         status, _ = await self.api.call("POST", f"/api/v1/tickets/{ticket}/replies", self.token,
-                                        {"body": REPLY}, ok=(404, 409))  # fmt: skip
+                                        {"body": REPLY}, ok=(404, 409),
+                                        idempotency_key=f"sim-reply-{ticket}")  # fmt: skip
         if status == 201:
             outcome.replied_at = self.sim.now()
         await asyncio.sleep(max(0.0, handle - think))
@@ -362,6 +370,18 @@ def _progress(out: TextIO, sim: Run, *, final: bool = False) -> None:
     out.flush()
 
 
+async def _start_all(agents: list[SimAgent], at_once: int = 16) -> None:
+    """Every agent connected and available, ``at_once`` connecting at a time (one after
+    the other, 300 agents took longer than a minute on a slow machine)."""
+    sem = asyncio.Semaphore(at_once)
+
+    async def start(agent: SimAgent) -> None:
+        async with sem:
+            await agent.start()
+
+    await asyncio.gather(*(start(a) for a in agents))
+
+
 async def run(
     target: Target,
     scenario: Scenario,
@@ -369,8 +389,13 @@ async def run(
     *,
     drain_seconds: float = 60.0,
     progress: TextIO | None = sys.stderr,
+    on_started: Callable[[], None] | None = None,
 ) -> Run:
-    """Simulate ``scenario`` against ``target``; the outcomes once everything ended or drained."""
+    """Simulate ``scenario`` against ``target``; the outcomes once everything ended or drained.
+
+    ``on_started`` is called once the agents are on line, as the first arrival is due (the
+    soak times its faults from there, not from the setup, whose length depends on the machine).
+    """
     from contact_center.simulate.drivers import driver_for
 
     api = Api(target.urls)
@@ -384,13 +409,14 @@ async def run(
         for i, token in enumerate(tokens):
             own = i % len(target.urls)  # spread over the web processes
             urls = target.urls[own:] + target.urls[:own]
-            agent = SimAgent(f"agent{i}", token, urls, api, sim, random.Random(rng.random()))
-            await agent.start()
-            agents.append(agent)
+            agents.append(SimAgent(f"agent{i}", token, urls, api, sim, random.Random(rng.random())))
+        await _start_all(agents)
         drivers.update(
             {m.channel: driver_for(m.channel, api, admin, target, sim) for m in scenario.mix}
         )
         sim.started = time.monotonic()
+        if on_started is not None:
+            on_started()
         last_draw = 0.0
         for arrival in arrivals:
             delay = arrival.at - sim.now()
