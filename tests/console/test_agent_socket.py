@@ -202,15 +202,26 @@ async def test_two_agents_accepting_at_once_one_wins(server, world, services, ag
 
 async def test_agents_see_only_their_own_team_and_offers(server, world, services, agents):
     red, blue = agents["agent"], agents["blue_agent"]
-    await _available(red, blue)
-    tech = await _chat(server, world, "t1", queue="tech")
-    await blue.wait_for("offer", lambda d: d["ticket_id"] == tech)
-    await red.wait_for("team.presence", lambda d: d["agent_id"] == world.users["agent2"]["id"]
-                       or d["agent_id"] == world.users["agent"]["id"])  # fmt: skip
-    await _settle(services)
-    assert red.seen("offer") == []
-    blue_id = world.users["blue_agent"]["id"]
-    assert all(d["agent_id"] != blue_id for d in red.seen("team.presence"))
+    boss = AgentClient("supervisor", world.tokens["supervisor"])  # red team's supervisor
+    await boss.connect(server.port)
+    await boss.wait_for("snapshot")
+    try:
+        await _available(red, blue, agents["agent2"])
+        tech = await _chat(server, world, "t1", queue="tech")
+        await blue.wait_for("offer", lambda d: d["ticket_id"] == tech)
+        await boss.wait_for("team.presence",
+                            lambda d: d["agent_id"] == world.users["agent2"]["id"])  # fmt: skip
+        await _settle(services)
+        assert red.seen("offer") == []
+        blue_id = world.users["blue_agent"]["id"]
+        assert [d["presence"] for d in boss.seen("team.presence")
+                if d["agent_id"] == world.users["agent"]["id"]] == ["available"]  # fmt: skip
+        assert all(d["agent_id"] != blue_id for d in boss.seen("team.presence"))
+        # team mates' presence goes to the supervisor, not to every agent's console
+        assert red.seen("team.presence") == [] and blue.seen("team.presence") == []
+        assert red.seen("presence") != []  # an agent's own presence still comes
+    finally:
+        await boss.close()
 
 
 async def test_reconnect_with_current_id_resumes_with_stale_id_resyncs(
