@@ -118,15 +118,22 @@ class WallboardNamespace(AuthedNamespace):
             "agents": board.agents_summary(now, team_id, everything),
         }
 
+    def watched(self, room: str) -> bool:
+        """Whether a socket of this process is in ``room`` (nobody there: nothing to build)."""
+        participants = self.server.manager.get_participants(self.namespace, room)
+        return next(iter(participants), None) is not None
+
     async def push(self, change: Change) -> None:
-        """Emit the change to the rooms it concerns (this process's sockets only)."""
+        """Emit the change to the rooms it concerns (this process's sockets only); a room
+        with nobody in it on this process costs nothing."""
         if change.teams:
             for team in change.teams:
-                if team is not None:
+                if team is not None and self.watched(team_room(team)):
                     await self.emit("wallboard.update", self.update_for(change, team),
                                     room=team_room(team), ignore_queue=True)  # fmt: skip
-            await self.emit("wallboard.update", self.update_for(change, None, everything=True),
-                            room=ALL_ROOM, ignore_queue=True)  # fmt: skip
+            if self.watched(ALL_ROOM):
+                await self.emit("wallboard.update", self.update_for(change, None, everything=True),
+                                room=ALL_ROOM, ignore_queue=True)  # fmt: skip
         for alert in change.alerts:
             team = alert.get("team_id")
             if team is not None:

@@ -118,6 +118,29 @@ async def test_supervisor_gets_snapshot_and_own_team_updates_only(server, world)
             await board.close()
 
 
+async def test_updates_are_built_only_for_rooms_someone_watches(server, world, monkeypatch):
+    from agent_console.wallboard import WallboardNamespace
+
+    built: list[tuple[int | None, bool]] = []
+    real = WallboardNamespace.update_for
+
+    def spy(self: Any, change: Any, team_id: int | None, everything: bool = False) -> Any:
+        built.append((team_id, everything))
+        return real(self, change, team_id, everything)
+
+    monkeypatch.setattr(WallboardNamespace, "update_for", spy)
+    red = await _connect(server, world.tokens["supervisor"])  # red's board, no admin's
+    assert red
+    try:
+        await red.wait_for("wallboard.snapshot")
+        await _ingest(server, world, "ws-blue-only", "tech")  # blue's queue: nobody watches
+        await _ingest(server, world, "ws-red-too", "general")
+        await red.wait_for("wallboard.update", lambda d: _waiting(d, "general") == 1)
+        assert built and set(built) == {(world.teams["red"], False)}
+    finally:
+        await red.close()
+
+
 async def test_agents_and_strangers_are_refused(server, world):
     for token in (world.tokens["agent"], "forged"):
         assert await _connect(server, token) is None
