@@ -27,7 +27,9 @@ stub received. The figures are the simulator's (offer latency from arrival to th
 and one line per contact in ``DIR/outcomes.jsonl``); the last line printed is one JSON object.
 Baseline in the same run: the first minute's p99 offer latency and memory, against which the
 last minute's are compared (``ratio`` = last-minute p99 / first-minute p99: about 1 when
-steady).
+steady); and, before the cluster starts, the machine's own speed
+(``machine_baseline_per_s``: the bare aiohttp baseline of ``bench sms_webhooks``), without
+which two soaks on a shared machine cannot be compared.
 """
 
 from __future__ import annotations
@@ -235,6 +237,18 @@ def _replies(cluster: Cluster, sim: Any, stub: Any, sink: MailSink | None) -> di
     return out
 
 
+def machine_speed() -> float:
+    """How fast this machine is right now: the bare aiohttp baseline of ``bench sms_webhooks``
+    (signed form posts answered with empty TwiML, 32 connections), in requests/s. A shared
+    machine's speed drifts by more than two times between hours; a soak's figures are
+    comparable with another's only beside this one."""
+    from bench import sms_webhooks
+
+    plan = sms_webhooks.make_plan(11_000, "http://127.0.0.1:1", "calibration", 0.3, 0.02, 1)
+    args = argparse.Namespace(concurrency=32, warmup=1_000)
+    return float(sms_webhooks.run_baseline(plan, args).load.per_s)
+
+
 def _window(outcomes: list[Outcome], start: float, end: float) -> list[float]:
     return [
         (o.offered_at - o.sent_at) * 1000
@@ -273,6 +287,9 @@ def main(argv: list[str]) -> int:
     )
     scenario = Scenario(mix, seconds, args.agents, accept_delay_seconds=0.3, seed=args.seed)
     plan = arrivals(scenario)
+    speed = machine_speed()
+    print(f"soak: this machine now: {speed:,.0f} requests/s on the bare aiohttp baseline "
+          "(bench sms_webhooks; about 13,900 at full speed)", flush=True)  # fmt: skip
     started = time.perf_counter()
     faults: list[dict[str, Any]] = []
     stub = None
@@ -376,6 +393,7 @@ def main(argv: list[str]) -> int:
         "error_samples": sorted({str(o.error)[:160] for o in outcomes if o.error})[:5],
         "agent_errors": sim.agent_errors, "agent_error_samples": sim.agent_error_samples,
         "faults": faults,
+        "machine_baseline_per_s": speed,
         "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip
     print(json.dumps(result))
