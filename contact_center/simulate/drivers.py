@@ -155,19 +155,33 @@ class ChatSocketDriver:
     async def close(self) -> None:
         """Each customer's socket is closed with its contact."""
 
+    async def _connect(self, sio: Any, n: int) -> None:
+        """To the customer's web process, or the next one when it does not answer (as a load
+        balancer in front of them does)."""
+        import socketio
+
+        urls = self.target.urls
+        for k in range(len(urls)):
+            url = urls[(n + k) % len(urls)]
+            try:
+                await sio.connect(url, namespaces=["/customer"], auth={"lang": "en"},
+                                  headers={"Origin": self.target.origin or url},
+                                  transports=["websocket"], wait_timeout=10)  # fmt: skip
+                return
+            except socketio.exceptions.ConnectionError:
+                if k == len(urls) - 1:
+                    raise
+
     async def contact(self, outcome: Outcome) -> None:
         import socketio
 
         n, tag = outcome.arrival.number, self.sim.tag
-        url = self.target.urls[n % len(self.target.urls)]
         sio = socketio.AsyncClient(reconnection=False)
         taken, ended = asyncio.Event(), asyncio.Event()
         sio.on("agent", lambda _d: taken.set(), namespace="/customer")
         sio.on("ended", lambda _d: ended.set(), namespace="/customer")
         try:
-            await sio.connect(url, namespaces=["/customer"], auth={"lang": "en"},
-                              headers={"Origin": self.target.origin or url},
-                              transports=["websocket"], wait_timeout=10)  # fmt: skip
+            await self._connect(sio, n)
             outcome.sent_at = self.sim.now()
             ack = await sio.call("start", {
                 "client_id": f"sim-{tag}-{n}", "name": f"Sim customer {n}",

@@ -145,3 +145,30 @@ async def test_an_agent_whose_web_process_is_gone_reconnects_to_the_next(aiohttp
         await agent.close()
         await api.close()
         await second.close()
+
+
+async def test_a_chat_customer_whose_web_process_is_down_lands_on_the_next(aiohttp_server,
+                                                                           settings, services,
+                                                                           world):  # fmt: skip
+    """As a widget behind a load balancer: the first web process refuses the connection, the
+    chat starts on the next one."""
+    from contact_center.loopback import free_port
+    from contact_center.simulate.drivers import ChatSocketDriver
+    from contact_center.simulate.model import Arrival, Outcome
+    from contact_center.simulate.runner import Run
+
+    srv = await aiohttp_server(create_app(settings, services=services))
+    try:
+        dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        target = Target((dead, f"http://127.0.0.1:{srv.port}"), "admin@test.example", PASSWORD,
+                        origin=settings.public_base_url)  # fmt: skip
+        scenario = Scenario((ChannelMix("chat", 60, 1.0, 0.2),), seconds=1, agents=1)
+        sim = Run(scenario, tag="failover")
+        driver = ChatSocketDriver(target, sim)
+        outcome = Outcome(Arrival(0.0, 0, "chat", 1.0, 0.2))  # number 0: the dead one first
+        await driver.contact(outcome)
+    finally:
+        await srv.close()
+    assert outcome.error is None
+    assert outcome.sent_at is not None and outcome.abandoned_at is not None  # nobody answered
+    assert list(sim.by_ticket.values()) == [0]  # its chat was stored on the live process
