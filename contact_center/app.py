@@ -180,8 +180,23 @@ def _bus(settings: Settings) -> EventBus:
 
 
 def _count_events(svc: Services) -> Callable[[EventRecord], Awaitable[None]]:
+    """Counts events and their lag (``cc_event_lag_seconds``: this process's subscribers run
+    after the event's transaction by that much); a lag above the live offer timeout is
+    logged, at most once a minute: the process is overloaded, and its agents get offers that
+    have already expired."""
+    warned: list[datetime] = []
+    limit = timedelta(seconds=svc.settings.routing_offer_timeout_live_seconds)
+
     async def count(ev: EventRecord) -> None:
         svc.metrics.events.labels(ev.type).inc()
+        now = svc.db.clock()
+        lag = now - ev.created_at
+        svc.metrics.event_lag.observe(max(0.0, lag.total_seconds()))
+        if lag > limit and (not warned or now - warned[-1] >= timedelta(minutes=1)):
+            warned[:] = [now]
+            log.warning("event stream %.1f s behind in this process (event %d, %s): it is "
+                        "overloaded; offers reach agents late", lag.total_seconds(), ev.id,
+                        ev.type)  # fmt: skip
         if ev.type == "user.updated":
             svc.users.drop(int(ev.payload["id"]))
 

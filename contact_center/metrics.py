@@ -18,6 +18,7 @@ class Metrics:
     latency: Histogram
     contacts: Counter
     events: Counter
+    event_lag: Histogram
 
     @classmethod
     def create(cls) -> Metrics:
@@ -39,4 +40,10 @@ class Metrics:
                 "cc_contacts_ingested", "Inbound contacts", ["channel", "outcome"], registry=reg
             ),
             events=Counter("cc_events", "Committed events", ["type"], registry=reg),
+            event_lag=Histogram(
+                "cc_event_lag_seconds",
+                "From an event's transaction to its dispatch in this process (the stream's lag)",
+                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300),
+                registry=reg,
+            ),
         )

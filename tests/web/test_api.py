@@ -667,6 +667,48 @@ async def test_healthz_and_metrics(client, world):
     assert 'status="500"' not in text
 
 
+async def test_the_event_streams_lag_is_measured_and_an_overload_logged(client, world, clock,
+                                                                         caplog):  # fmt: skip
+    import logging
+    from datetime import timedelta
+
+    from contact_center.db import EventRecord
+
+    svc = client.app[SERVICES]
+    lag = svc.metrics.event_lag
+
+    def observed() -> float:
+        return next(s.value for s in lag.collect()[0].samples if s.name.endswith("_count"))
+
+    async def dispatched(n: float) -> None:
+        async with asyncio.timeout(5):
+            while observed() < n:
+                await asyncio.sleep(0.01)  # the bus dispatches on this loop
+
+    def stale(i: int, seconds: float) -> EventRecord:
+        return EventRecord(id=10_000 + i, type="test.stale", ticket_id=None, payload={},
+                           created_at=clock() - timedelta(seconds=seconds))  # fmt: skip
+
+    base = observed()
+    with caplog.at_level(logging.WARNING, logger="contact_center.http"):
+        svc.bus.publish([stale(0, 0.002), stale(1, 20), stale(2, 30)])
+        await dispatched(base + 3)
+        clock.advance(minutes=1)
+        svc.bus.publish([stale(3, 40)])
+        await dispatched(base + 4)
+    buckets = {s.labels["le"]: s.value for s in lag.collect()[0].samples
+               if s.name.endswith("_bucket")}  # fmt: skip
+    assert buckets["0.01"] - buckets.get("0.005", 0) >= 1  # the fresh one
+    assert buckets["60.0"] - buckets["15.0"] == 3  # the three stale ones
+    warnings = [r.getMessage() for r in caplog.records if "behind" in r.getMessage()]
+    # once for the first stale one, not for the next a moment later, again a minute later
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith("event stream 20.0 s behind") and "10001" in warnings[0]
+    assert warnings[1].startswith("event stream 40.0 s behind")
+    text = await (await client.get("/metrics", headers=world.auth("admin"))).text()
+    assert "# TYPE cc_event_lag_seconds histogram" in text
+
+
 # --- response headers -----------------------------------------------------------------------
 
 
