@@ -149,9 +149,11 @@ class SimAgent:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.working: set[asyncio.Task[Any]] = set()  # handling an offer, snapshot or presence
         self.handling: set[int] = set()  # offer ids this agent has taken up
+        self.on_hand: set[int] = set()  # tickets this agent has worked or works
         self.sio.on("offer", self._spawner(self._offer), namespace="/agent")
         self.sio.on("snapshot", self._spawner(self._snapshot), namespace="/agent")
         self.sio.on("presence", self._spawner(self._presence), namespace="/agent")
+        self.sio.on("assigned", self._spawner(self._assigned), namespace="/agent")
         self.sio.on("connect", self._on_connect, namespace="/agent")
         self.sio.on("disconnect", self._on_disconnect, namespace="/agent")
         self.connects = 0
@@ -235,24 +237,31 @@ class SimAgent:
 
     async def _snapshot(self, snap: dict[str, Any]) -> None:
         await self._presence(snap.get("agent", {}))  # set away while it was not listening: back
+        for ticket in snap.get("tickets", []):  # own work it may not have heard of
+            self._spawner(self._own)(ticket)
         for offer in snap.get("offers", []):
             await self._offer(offer)
+
+    def _outcome(self, ticket: int, subject: str) -> Outcome | None:
+        """The contact of a ticket (the offer can beat the POST's answer: match by subject)."""
+        outcome = self.sim.outcome_of_ticket(ticket)
+        if outcome is None and subject.startswith(f"sim {self.sim.tag} "):
+            n = int(subject.split()[2])
+            self.sim.by_ticket[ticket] = n
+            outcome = self.sim.outcomes.get(n)
+        return outcome
 
     async def _offer(self, offer: dict[str, Any]) -> None:
         if offer["offer_id"] in self.handling:  # heard again (snapshot, sync, re-announced)
             return
         self.handling.add(offer["offer_id"])
         offered, ticket = self.sim.now(), int(offer["ticket_id"])
-        outcome = self.sim.outcome_of_ticket(ticket)
-        if outcome is None:  # the offer can beat the POST's answer: match by subject
-            subject = str(offer.get("ticket", {}).get("subject", ""))
-            if subject.startswith(f"sim {self.sim.tag} "):
-                n = int(subject.split()[2])
-                self.sim.by_ticket[ticket] = n
-                outcome = self.sim.outcomes.get(n)
+        outcome = self._outcome(ticket, str(offer.get("ticket", {}).get("subject", "")))
         if outcome is not None and outcome.offered_at is None:
             outcome.offered_at = offered
         await asyncio.sleep(self.rng.expovariate(1 / self.sim.scenario.accept_delay_seconds))
+        # an accept whose answer times out may still have gone through: then the ticket's
+        # ``assigned`` event brings it to this agent anyway (see _assigned)
         ack = await self.sio.call("accept", {"ticket_id": ticket}, namespace="/agent", timeout=10)
         if not ack.get("ok"):
             return
@@ -260,9 +269,30 @@ class SimAgent:
             outcome = self.sim.outcome_of_ticket(ticket)
             if outcome is not None and outcome.offered_at is None:
                 outcome.offered_at = offered
-        if outcome is None:
+        if outcome is not None:
+            await self._work(ticket, outcome)
+
+    async def _assigned(self, data: dict[str, Any]) -> None:
+        """A ticket became this agent's: an accept whose answer was lost, or a transfer. A
+        console shows it among the agent's own, and the agent works it as any other (left
+        alone, it would hold a unit of the agent's capacity for good)."""
+        ticket = data.get("ticket") or {}
+        await self._own(ticket)
+
+    async def _own(self, ticket: dict[str, Any]) -> None:
+        if ticket.get("status") not in ("new", "open") or "id" not in ticket:
             return
-        if outcome.abandoned_at is None:
+        tid = int(ticket["id"])
+        outcome = self._outcome(tid, str(ticket.get("subject", "")))
+        if outcome is not None:
+            await self._work(tid, outcome)
+
+    async def _work(self, ticket: int, outcome: Outcome) -> None:
+        """Answer, reply after a think time, solve after the handle time; once per ticket."""
+        if ticket in self.on_hand:
+            return
+        self.on_hand.add(ticket)
+        if outcome.abandoned_at is None and outcome.answered_at is None:
             outcome.answered_at = self.sim.now()
             self.sim.answered.setdefault(outcome.arrival.number, asyncio.Event()).set()
         handle = outcome.arrival.handle_seconds

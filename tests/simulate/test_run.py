@@ -172,3 +172,47 @@ async def test_a_chat_customer_whose_web_process_is_down_lands_on_the_next(aioht
     assert outcome.error is None
     assert outcome.sent_at is not None and outcome.abandoned_at is not None  # nobody answered
     assert list(sim.by_ticket.values()) == [0]  # its chat was stored on the live process
+
+
+async def test_a_ticket_assigned_without_an_offer_answered_is_worked(aiohttp_server, settings,
+                                                                    services, world):  # fmt: skip
+    """An accept whose answer is lost (or a transfer) still makes the ticket the agent's: the
+    simulated agent works it from the ``assigned`` event, as a console shows it, instead of
+    holding a unit of its capacity for good."""
+    import asyncio
+    import random
+
+    from contact_center.simulate.model import Arrival, Outcome
+    from contact_center.simulate.runner import REPLY, Api, Run, SimAgent
+    from tests.conftest import inbound, sql
+
+    srv = await aiohttp_server(create_app(settings, services=services))
+    url, uid = f"http://127.0.0.1:{srv.port}", int(world.users["agent"]["id"])
+    api = Api((url,))
+    sim = Run(Scenario((ChannelMix("api", 60),), seconds=1, agents=1), tag="assigned")
+    agent = SimAgent("agent", world.tokens["agent"], url, api, sim, random.Random(1))
+    try:
+        await agent.start()
+        # a ticket of a queue the agent does not serve (never offered to it), then given to it
+        _, made = await api.call("POST", "/api/v1/inbound", world.tokens["admin"],
+                                 inbound("sim-assigned-0", queue="tech",
+                                         subject="sim assigned 0"))  # fmt: skip
+        tid = int(made["ticket_id"])
+        outcome = sim.outcomes[0] = Outcome(Arrival(0.0, 0, "api", 0.2, None))
+        await api.call("PATCH", f"/api/v1/tickets/{tid}", world.tokens["admin"],
+                       {"assignee_id": uid})  # fmt: skip
+        async with asyncio.timeout(10):
+            while outcome.solved_at is None:
+                await asyncio.sleep(0.02)  # polling the agent's record, bounded
+        assert sim.by_ticket == {tid: 0}  # matched by the subject
+        assert outcome.answered_at is not None and outcome.replied_at is not None
+        rows = sql(services.db, "SELECT body_text FROM message WHERE ticket_id = :t"
+                   " AND direction = 'out'", t=tid)  # fmt: skip
+        assert [r[0] for r in rows] == [REPLY]
+        status = sql(services.db, "SELECT status FROM ticket WHERE id = :t", t=tid)[0][0]
+        assert status == "solved"
+        assert sim.agent_errors == 0, sim.agent_error_samples
+    finally:
+        await agent.close()
+        await api.close()
+        await srv.close()
