@@ -352,6 +352,7 @@ def main(argv: list[str]) -> int:
                     "channel": o.arrival.channel,
                     "at": o.arrival.at,
                     "sent": o.sent_at,
+                    "acked": o.acked_at,
                     "offered": o.offered_at,
                     "answered": o.answered_at,
                     "abandoned": o.abandoned_at,
@@ -359,11 +360,12 @@ def main(argv: list[str]) -> int:
                     "error": o.error,
                 }
                 out.write(json.dumps(row) + "\n")
-    sent = sum(1 for o in outcomes if o.sent_at is not None and o.error is None)
-    # lost: the desk took it (no error at the customer) and has no row of it; a contact whose
-    # customer saw an error (a connection cut by a killed process) may or may not be stored
-    acked = {o.arrival.number for o in outcomes if o.sent_at is not None and o.error is None}
-    failed = {o.arrival.number for o in outcomes if o.error is not None}
+    # lost: the desk acknowledged it (its 201 or 200, the chat's ack, the mailbox's APPEND)
+    # and has no row of it; a contact never acknowledged (an error at the customer, no answer
+    # by the end) may or may not be stored
+    acked = {o.arrival.number for o in outcomes if o.acked_at is not None}
+    sent = len(acked)
+    failed = {o.arrival.number for o in outcomes if o.acked_at is None}
     lat = _window(outcomes, 0, seconds)
     first, last = _window(outcomes, 0, 60), _window(outcomes, seconds - 60, seconds)
     live = [o for o in outcomes if o.arrival.channel in ("chat", "voice")]

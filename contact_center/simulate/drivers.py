@@ -85,6 +85,7 @@ class ApiDriver:
         except RuntimeError as err:
             outcome.error = str(err)
             return
+        outcome.acked_at = self.sim.now()
         ticket = int(data["ticket_id"])
         self.sim.by_ticket[ticket] = n
         patience = outcome.arrival.patience_seconds
@@ -137,6 +138,8 @@ class ImapEmailDriver:
         except (OSError, imaplib.IMAP4.error, RuntimeError) as err:
             self._conn = None
             outcome.error = f"IMAP: {err}"
+        else:
+            outcome.acked_at = self.sim.now()  # in the mailbox: the desk must ingest it
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -190,6 +193,7 @@ class ChatSocketDriver:
             if not ack.get("ok"):
                 outcome.error = f"chat start: {ack.get('error')}"
                 return
+            outcome.acked_at = self.sim.now()
             self.sim.by_ticket[int(ack["ticket_id"])] = n
             patience = outcome.arrival.patience_seconds
             if patience is not None:
@@ -260,6 +264,8 @@ class TwilioSmsDriver:
             await self.hooks.post("/webhooks/twilio/sms", params, turn=n)
         except WebhookError as err:
             outcome.error = f"{self.channel}: {err}"
+        else:
+            outcome.acked_at = self.sim.now()
 
 
 def _enqueued(twiml: str) -> tuple[str, str, int]:
@@ -319,6 +325,7 @@ class TwilioVoiceDriver:
         post = self.hooks.post
         answer = await post("/webhooks/twilio/voice", {**call, "CallStatus": "ringing"}, turn=n)
         wait_url, action_url, ticket = _enqueued(answer)
+        outcome.acked_at = self.sim.now()
         self.sim.by_ticket[ticket] = n
         answered = self.sim.answered.setdefault(n, asyncio.Event())
         patience = outcome.arrival.patience_seconds

@@ -102,6 +102,7 @@ class Outcome:
 
     arrival: Arrival
     sent_at: float | None = None
+    acked_at: float | None = None  # the desk (or its mailbox) took it: a 201, a 200, an ack
     offered_at: float | None = None
     answered_at: float | None = None
     abandoned_at: float | None = None

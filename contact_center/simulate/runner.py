@@ -91,8 +91,8 @@ class Api:
                     if r.status >= 300 and r.status not in ok:
                         raise RuntimeError(f"{method} {path}: {r.status} {data}")
                     return r.status, data
-            except aiohttp.ClientError as err:
-                last = err
+            except (aiohttp.ClientError, TimeoutError) as err:  # (the total timeout's is
+                last = err  # a bare TimeoutError)
         raise RuntimeError(f"{method} {path}: no web process answered ({last})")
 
     async def login(self, email: str, password: str) -> str:
@@ -400,6 +400,21 @@ def _progress(out: TextIO, sim: Run, *, final: bool = False) -> None:
     out.flush()
 
 
+async def _customer(driver: Driver, outcome: Outcome) -> None:
+    """One customer's contact; whatever goes wrong is the contact's error, and a contact the
+    desk never acknowledged by the end of the run (still waiting for its answer) is one too:
+    only acknowledged contacts must be stored."""
+    try:
+        await driver.contact(outcome)
+    except asyncio.CancelledError:
+        if outcome.acked_at is None and outcome.error is None:
+            outcome.error = f"{outcome.arrival.channel}: no answer by the end of the run"
+        raise
+    except Exception as err:  # noqa: BLE001 - a timeout, a dropped connection: counted
+        if outcome.error is None:
+            outcome.error = f"{outcome.arrival.channel}: {err!r}"
+
+
 async def _start_all(agents: list[SimAgent], at_once: int = 16) -> None:
     """Every agent connected and available, ``at_once`` connecting at a time (one after
     the other, 300 agents took longer than a minute on a slow machine)."""
@@ -453,7 +468,7 @@ async def run(
             if delay > 0:
                 await asyncio.sleep(delay)
             outcome = sim.outcomes[arrival.number] = Outcome(arrival)
-            task = asyncio.create_task(drivers[arrival.channel].contact(outcome))
+            task = asyncio.create_task(_customer(drivers[arrival.channel], outcome))
             customers.add(task)
             task.add_done_callback(customers.discard)
             if progress is not None and sim.now() - last_draw >= 0.5:

@@ -40,6 +40,7 @@ async def test_a_short_run_answers_and_abandons_and_reports(aiohttp_server, sett
         await srv.close()
     outcomes = list(sim.outcomes.values())
     assert len(outcomes) == len(plan) and all(o.error is None for o in outcomes)
+    assert all(o.acked_at is not None and o.acked_at >= o.sent_at for o in outcomes)
     assert sim.agent_errors == 0, sim.agent_error_samples
     result = summary(scenario, outcomes)
     chat = result["chat"]["figures"]
@@ -216,3 +217,36 @@ async def test_a_ticket_assigned_without_an_offer_answered_is_worked(aiohttp_ser
         await agent.close()
         await api.close()
         await srv.close()
+
+
+async def test_a_contact_the_desk_never_acknowledged_is_an_error_not_a_loss():
+    """The soak counts as lost only what the desk acknowledged and did not store: a customer
+    whose request died (a timeout) or was still waiting for its answer when the run ended
+    has an error, whatever the driver itself caught."""
+    import asyncio
+
+    from contact_center.simulate.model import Arrival, Outcome
+    from contact_center.simulate.runner import _customer
+
+    class Driver:
+        def __init__(self, behaviour: str) -> None:
+            self.behaviour = behaviour
+
+        async def contact(self, outcome: Outcome) -> None:
+            outcome.sent_at = 0.0
+            if self.behaviour == "timeout":
+                raise TimeoutError  # aiohttp's total timeout: no ClientError
+            if self.behaviour == "acked":
+                outcome.acked_at = 0.1
+            await asyncio.Event().wait()  # the answer (or the agent) never comes
+
+    outcomes = {b: Outcome(Arrival(0.0, i, "api", 1.0, None))
+                for i, b in enumerate(("timeout", "waiting", "acked"))}  # fmt: skip
+    tasks = {b: asyncio.create_task(_customer(Driver(b), o)) for b, o in outcomes.items()}
+    await asyncio.wait_for(asyncio.shield(tasks["timeout"]), 5)
+    for b in ("waiting", "acked"):  # the end of the run
+        tasks[b].cancel()
+    await asyncio.gather(*tasks.values(), return_exceptions=True)
+    assert outcomes["timeout"].error == "api: TimeoutError()"
+    assert outcomes["waiting"].error == "api: no answer by the end of the run"
+    assert outcomes["acked"].error is None  # acknowledged: it must be stored
