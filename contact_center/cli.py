@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import sys
 import time
@@ -29,11 +30,21 @@ def _logging(settings: Settings) -> None:
                       secrets=settings.secret_values())  # fmt: skip
 
 
+def use_event_loop(settings: Settings) -> None:
+    """Run the process's asyncio code on uvloop (libuv: the same work for less CPU than the
+    standard loop) unless ``CC_EVENT_LOOP=asyncio``."""
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 def _serve(settings: Settings) -> None:
     from aiohttp import web
 
     from contact_center.app import create_app
 
+    use_event_loop(settings)
     web.run_app(
         create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None
     )
@@ -45,6 +56,7 @@ def cmd_lead(settings: Settings) -> int:
 
     from contact_center.lead import create_leader_app
 
+    use_event_loop(settings)
     try:
         app = create_leader_app(settings)
     except ValueError as err:

@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-__all__ = ["WEBHOOK_TIMEOUT_MAX_SECONDS", "Secret", "Settings"]
+__all__ = ["EVENT_LOOPS", "WEBHOOK_TIMEOUT_MAX_SECONDS", "Secret", "Settings"]
+
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 # A webhook attempt (DNS, connect, send, answer) ends within CC_WEBHOOK_TIMEOUT_SECONDS; its
 # lease is that plus a margin, and stays below the job's own 120 s timeout.
@@ -61,6 +63,7 @@ class Settings:
     attachment_max_bytes: int = 10 * 1024 * 1024
     request_max_bytes: int = 25 * 1024 * 1024
     db_pool_size: int = 8
+    event_loop: str = "uvloop"  # serve and lead: "uvloop" (libuv, less CPU) or "asyncio"
     rq_queue: str = "contact-center"
     events_channel: str = "cc-events"
     metrics_token: Secret = _EMPTY  # static bearer token for Prometheus scrapes of /metrics
@@ -135,6 +138,10 @@ class Settings:
             AllowList.parse(self.webhook_allow_cidrs)
         except ValueError as err:
             raise ValueError(f"CC_WEBHOOK_ALLOW_CIDRS: {err}") from None
+        if self.event_loop not in EVENT_LOOPS:
+            raise ValueError(
+                f"CC_EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, not {self.event_loop!r}"
+            )
         for name in ("chat_unlimited_addresses", "trusted_proxies"):
             try:
                 Networks.parse(getattr(self, name))

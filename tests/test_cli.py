@@ -105,6 +105,29 @@ def test_settings_from_env_types_and_secret_repr():
     assert isinstance(Settings().secret_key, Secret)
 
 
+def test_event_loop_setting_picks_uvloop_or_the_standard_loop():
+    import asyncio
+
+    import uvloop
+
+    from contact_center.cli import use_event_loop
+
+    with pytest.raises(ValueError, match="CC_EVENT_LOOP must be one of uvloop, asyncio"):
+        Settings.from_env({"CC_EVENT_LOOP": "trio"})
+    try:
+        use_event_loop(Settings.from_env({"CC_EVENT_LOOP": "asyncio"}))
+        assert not isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy)
+        use_event_loop(Settings.from_env({}))  # the default
+        assert isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy)
+        loop = asyncio.new_event_loop()
+        try:
+            assert isinstance(loop, uvloop.Loop)
+        finally:
+            loop.close()
+    finally:
+        asyncio.set_event_loop_policy(None)
+
+
 def test_log_redaction_masks_tokens_passwords_and_known_secrets():
     f = RedactingFilter(["super-secret-key"])
     rec = logging.LogRecord("x", logging.INFO, __file__, 1,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -134,7 +133,7 @@ def scenario_from(args: argparse.Namespace) -> Scenario:
 def run_command(args: argparse.Namespace, default_url: str) -> int:
     """Run the simulation and report; 0 when every contact was sent without an error."""
     from contact_center.simulate.report import chart, summary, table
-    from contact_center.simulate.runner import ImapBox, Target, run
+    from contact_center.simulate.runner import ImapBox, Target, run, run_on_uvloop
 
     scenario = scenario_from(args)
     password = args.admin_password
@@ -160,7 +159,7 @@ def run_command(args: argparse.Namespace, default_url: str) -> int:
     print(f"simulating {scenario.seconds:.0f} s: {len(plan)} contacts "
           f"({', '.join(f'{m.channel} {m.per_hour:g}/h' for m in scenario.mix)}), "
           f"{scenario.agents} agents, against {', '.join(target.urls)}", flush=True)  # fmt: skip
-    sim = asyncio.run(run(target, scenario, plan, drain_seconds=args.drain))
+    sim = run_on_uvloop(run(target, scenario, plan, drain_seconds=args.drain))
     outcomes = list(sim.outcomes.values())
     result = summary(scenario, outcomes)
     print(table(scenario, result))
