@@ -6,7 +6,10 @@ then runs ``--agents`` (300) simulated agents (Socket.IO clients, spread over bo
 processes; a reconnect goes to the next one, as behind a load balancer) and
 Poisson arrivals at ``--rate`` (50) contacts per second in all, mixed over chat and voice
 (live, with patience) and email, SMS and API (async), for ``--minutes`` (15). Every
-``--sample`` seconds it records each server process's resident memory.
+``--sample`` seconds it records each server process's resident memory; from the first contact
+to the end of the drain it counts the CPU seconds of every part (``cpu_s``: each cluster process,
+PostgreSQL, the cluster's Redis, the simulator) and divides them by the contacts
+(``cpu_ms_per_contact``): two cores carry at most 2,000 / ``cpu_ms_per_contact_all`` contacts/s.
 
 With ``--faults`` it kills the router leader at a quarter of the run (another must lead within
 5 s), a web process at half (its agents reconnect to the other) and restarts Redis at three
@@ -38,6 +41,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import threading
 import time
 from pathlib import Path
@@ -47,7 +51,7 @@ from bench._load import percentile
 from contact_center.cluster import Cluster, ClusterConfig
 from contact_center.loopback import free_port
 from contact_center.simulate.model import ChannelMix, Outcome, Scenario, arrivals, figures
-from contact_center.simulate.runner import REPLY, Target, run
+from contact_center.simulate.runner import REPLY, Target, run, run_on_uvloop
 
 __all__ = ["main"]
 
@@ -120,8 +124,35 @@ def _rss_kib(pid: int) -> int | None:
     return None
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (``/proc/PID/stat``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _postgres_pids() -> list[int]:
+    """Every PostgreSQL server process (the cluster's database shares the local server)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
 class Sampler(threading.Thread):
-    """Resident memory of every cluster process, every ``every`` seconds."""
+    """Resident memory of every cluster process, every ``every`` seconds, and the CPU time
+    each part spends (cluster processes by name, PostgreSQL, the cluster's Redis, this
+    process: the simulator with its Twilio stub and SMTP sink)."""
 
     def __init__(self, cluster: Cluster, every: float) -> None:
         super().__init__(daemon=True)
@@ -129,12 +160,41 @@ class Sampler(threading.Thread):
         self.samples: list[tuple[float, dict[str, int]]] = []
         self.stop_event = threading.Event()
         self.t0 = time.monotonic()
+        # CPU seconds by (part, pid) at the mark and now: a killed process keeps what it used
+        self._cpu_mark: dict[tuple[str, int], float] = {}
+        self._cpu_now: dict[tuple[str, int], float] = {}
+        self._marked = False
+
+    def _cpu_parts(self) -> dict[tuple[str, int], float]:
+        pids = [(n, p.pid) for n, p in list(self.cluster.procs.items())]
+        pids += [("postgres", pid) for pid in _postgres_pids()]
+        if self.cluster.redis is not None:
+            pids.append(("redis", self.cluster.redis.pid))
+        parts = {k: cpu for k in pids if (cpu := _cpu_s(k[1])) is not None}
+        parts[("simulator", os.getpid())] = time.process_time()
+        return parts
+
+    def mark(self) -> None:
+        """Start counting CPU from now (the first contact)."""
+        self._cpu_mark = self._cpu_parts()
+        self._cpu_now = dict(self._cpu_mark)
+        self._marked = True
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds each part spent since the mark (a process born since counts from 0)."""
+        self._cpu_now.update(self._cpu_parts())
+        spent: dict[str, float] = {}
+        for (part, pid), now in self._cpu_now.items():
+            spent[part] = spent.get(part, 0.0) + now - self._cpu_mark.get((part, pid), 0.0)
+        return {k: round(v, 1) for k, v in sorted(spent.items())}
 
     def run(self) -> None:
         while not self.stop_event.is_set():
             snap = {n: rss for n, p in list(self.cluster.procs.items())
                     if (rss := _rss_kib(p.pid)) is not None}  # fmt: skip
             self.samples.append((time.monotonic() - self.t0, snap))
+            if self._marked:
+                self._cpu_now.update(self._cpu_parts())
             self.stop_event.wait(self.every)
 
 
@@ -327,13 +387,15 @@ def main(argv: list[str]) -> int:
         sampler.start()
         go = threading.Event()
         fault_thread = _faults(cluster, seconds, faults, go) if args.faults else None
+        threading.Thread(target=lambda: (go.wait(), sampler.mark()), daemon=True).start()
         # chat customers open the widget's socket from the desk's public page (nginx, if any)
         origin = cluster.env("web1")["CC_PUBLIC_BASE_URL"]
         target = Target(web, "admin@demo.test", "demo-password", queue="general", origin=origin,
                         twilio_token="" if stub is None else TWILIO_TOKEN,
                         public_url=origin, twilio_account_sid=TWILIO_SID)  # fmt: skip
         try:
-            sim = asyncio.run(_drive(target, scenario, plan, stub, cluster.database_url, go))
+            sim = run_on_uvloop(_drive(target, scenario, plan, stub, cluster.database_url, go))
+            cpu = sampler.cpu_seconds()  # from the first contact to the end of the drain
             replies = _replies(cluster, sim, stub, sink)
         finally:
             if sink is not None:
@@ -392,6 +454,9 @@ def main(argv: list[str]) -> int:
         "live_service_level": fig.service_level, "live_abandon_rate": fig.abandon_rate,
         "rss_mib_first": {n: round(v / 1024) for n, v in mem_first.items()},
         "rss_mib_last": {n: round(v / 1024) for n, v in mem_last.items()},
+        "cpu_s": cpu, "cpu_ms_per_contact": {
+            part: round(1000 * v / max(1, len(plan)), 1) for part, v in cpu.items()},
+        "cpu_ms_per_contact_all": round(1000 * sum(cpu.values()) / max(1, len(plan)), 1),
         "error_samples": sorted({str(o.error)[:160] for o in outcomes if o.error})[:5],
         "agent_errors": sim.agent_errors, "agent_error_samples": sim.agent_error_samples,
         "faults": faults,
