@@ -180,9 +180,11 @@ class SimAgent:
 
         return spawn
 
-    async def keep_in_sync(self, every: float = 30.0) -> None:
-        """The console's backstop: a fresh snapshot now and then, taking what it lists (an
-        offer event can be lost with a process that died between commit and publish)."""
+    async def keep_in_sync(self, every: float = 120.0) -> None:
+        """A backstop: a fresh snapshot now and then, taking what it lists (an offer event can
+        be lost with a process that died between commit and publish). Every two minutes on
+        average: 300 agents syncing every 30 s cost the desk ~10 snapshots a second, a load
+        the browser console (which syncs only after a reconnect) never makes."""
         while True:
             await asyncio.sleep(every)
             with contextlib.suppress(Exception):
@@ -216,7 +218,7 @@ class SimAgent:
         if not ack.get("ok"):
             raise RuntimeError(f"{self.name}: presence refused: {ack}")
         task = asyncio.get_running_loop().create_task(
-            self.keep_in_sync(30.0 * (0.5 + self.rng.random()))  # spread over the agents
+            self.keep_in_sync(120.0 * (0.5 + self.rng.random()))  # spread over the agents
         )
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
