@@ -8,13 +8,15 @@
 | ``ticket.solved`` / ``closed`` | disarm everything | abandon (live, unanswered) or handle time |
 | ``ticket.reopened`` | re-read and re-arm | |
 | ``ticket.awaiting_reply`` (customer wrote after an agent reply) | re-read, arm next response | |
-| ``ticket.updated`` (status, queue, priority) | pause / resume / re-match, re-arm | queue moves |
+| ``ticket.updated`` (status, queue, priority) | pause, resume, re-match, re-arm (*) | queue moves |
 | ``message.created`` (inbound, paused ticket) | resume (ingest reopened it) | |
 | ``message.created`` (outbound: an agent reply) | disarm next response | |
 | ``sla.breached`` / ``sla.warning`` | | breaches today; an alert for the wallboard |
 | ``agent.presence``, ``user.*`` | | agents by presence, occupancy, queues served |
 | ``ticket.updated`` / ``assigned`` / ``solved`` / ``closed`` | | who handles a live one |
 | ``offer.*`` | | open offers |
+
+(*) Solved or closed: disarm, nothing to read; new <-> open on a ticket with timers: nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from contact_center.db import EventRecord
 from contact_center.sla_data import TicketState
 from contact_center.sla_live import epoch
+from contact_center.sla_timers import ENDED, PENDING
 from contact_center.sla_waiting import Contact
 from sla.policy import Metric
 
@@ -89,7 +92,13 @@ async def _ticket_event(
             board.reprioritized(tid, int(p["priority"]))
         if changed & {"status", "queue_id", "priority"}:
             rematch = bool(changed & {"queue_id", "priority"})
-            await timers.refresh(tid, at, status=p.get("status"), rematch=rematch)
+            status = p.get("status")
+            if status in ENDED:  # nothing to re-read: an ended ticket keeps no timers
+                timers.cancel(tid)
+            elif rematch or status == PENDING or tid in timers.paused or not timers.armed(tid):
+                await timers.refresh(tid, at, status=status, rematch=rematch)
+            # else new <-> open on a running ticket (an accept, an assignment): its deadlines
+            # depend on neither, so the re-read and re-arm would change nothing
         teams.add(p.get("team_id"))
     svc.touch(teams)
 

@@ -20,13 +20,13 @@ from sla.policy import Deadlines, Metric, SlaPolicy, deadlines_for
 from tickets.actions import sla as actions
 from tickets.domain import TicketStatus
 
-__all__ = ["PAUSABLE", "TicketTimers", "plan"]
+__all__ = ["ENDED", "PAUSABLE", "PENDING", "TicketTimers", "plan"]
 
 log = logging.getLogger(__name__)
 
 PAUSABLE = (Metric.FIRST_RESPONSE, Metric.NEXT_RESPONSE, Metric.RESOLUTION)
-_PENDING = TicketStatus.PENDING.value
-_ENDED = (TicketStatus.SOLVED.value, TicketStatus.CLOSED.value)
+PENDING = TicketStatus.PENDING.value
+ENDED = (TicketStatus.SOLVED.value, TicketStatus.CLOSED.value)
 
 
 def plan(
@@ -118,7 +118,7 @@ class TicketTimers:
         self.paused.clear()
         for state in states:
             policy = self.policy(state)
-            if state.status == _PENDING and not state.paused:
+            if state.status == PENDING and not state.paused:
                 await self.pause(state, now)  # went pending while no service was listening
             deadlines, cols = plan(state, policy)
             if cols:
@@ -129,6 +129,10 @@ class TicketTimers:
         self.engine.rebuild(items)
         self._on_armed()
         return len(changes)
+
+    def armed(self, ticket_id: int) -> bool:
+        """Whether any of the ticket's metrics has a deadline here."""
+        return any((ticket_id, metric) in self.due for metric in TRACKED)
 
     def cancel(self, ticket_id: int, metrics: Iterable[Metric] | None = None) -> None:
         """Disarm (some of) a ticket's timers."""
@@ -208,7 +212,7 @@ class TicketTimers:
             self.cancel(ticket_id)
             return None
         state = found[0]
-        if state.status in _ENDED:
+        if state.status in ENDED:
             self.cancel(ticket_id)
             return state
         extra: dict[str, object] = {}
@@ -220,7 +224,7 @@ class TicketTimers:
                 state.policy_id = pid
                 extra["sla_policy_id"] = pid
         effective = status or state.status
-        if effective == _PENDING:
+        if effective == PENDING:
             await self.pause(state, at)
         elif state.paused:
             await self.resume(state, at)

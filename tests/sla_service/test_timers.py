@@ -219,3 +219,47 @@ def sql_one(svc, statement):
     from tests.conftest import sql
 
     return sql(svc.db, statement)[0][0]
+
+
+async def test_opening_or_solving_a_running_ticket_needs_no_re_read(
+    client, world, clock, monkeypatch
+):
+    from contact_center.sla_data import load_tickets
+
+    svc = world.svc
+    sla = sla_of(svc)
+    start = clock.now
+    opened = (await contact(client, world, "o1", channel="email"))["ticket_id"]
+    solved = (await contact(client, world, "o2", channel="email", handle="o2@example.com"))[
+        "ticket_id"
+    ]
+    await settle(svc)
+    db, reads = sla.timers.db, []
+    read = db.read
+
+    async def counting(fn, *args, **kwargs):
+        if fn is load_tickets:
+            reads.append(args)
+        return await read(fn, *args, **kwargs)
+
+    monkeypatch.setattr(db, "read", counting)
+    clock.advance(minutes=10)
+    await patch(client, world, opened, status="open")  # new -> open: deadlines stay
+    await patch(client, world, solved, status="solved")  # ended: every timer goes
+    await settle(svc)
+    assert reads == []
+    assert not sla.timers.armed(solved)
+    due = start + timedelta(days=1)
+    assert utc(ticket(svc, opened).first_response_due_at) == due
+    early = await sla.tick(due - MS)  # the 80 % warning only, for the opened one
+    assert [(a["ticket_id"], "previous_priority" in a) for a in early] == [(opened, False)]
+    clock.now = due
+    fired = await sla.tick(due)
+    assert [(a["ticket_id"], a["metric"], "previous_priority" in a) for a in fired] == [
+        (opened, "first_response", True)
+    ]
+    await settle(svc)
+    reads.clear()  # (the breach raised the priority: a re-match, which re-reads)
+    await patch(client, world, opened, status="pending")  # a pause still re-reads
+    await settle(svc)
+    assert reads == [([opened],)]
