@@ -78,3 +78,41 @@ async def test_redis_bus_shares_events_between_processes_and_workers():
     first = next(e for e in got_b.items if e.id == 1)
     assert first.payload == {"n": 1, "text": "中文"}
     assert first.created_at == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.redis
+async def test_redis_bus_sends_batches_and_reads_single_events_and_skips_garbage(caplog):
+    import json
+
+    import redis.asyncio as aredis
+
+    from contact_center.events import BATCH_MAX
+
+    channel = f"cc-test-{uuid.uuid4().hex}"
+    a, b = RedisBus(REDIS_URL, channel), RedisBus(REDIS_URL, channel)
+    got = Collector(2 + 600)
+    b.subscribe(got)
+    raw = aredis.Redis.from_url(REDIS_URL)
+    messages = []
+    async with raw.pubsub() as watch:
+        await watch.subscribe(channel)
+        await a.start()
+        await b.start()
+        await raw.publish(channel, "not json")  # skipped, the subscription stays
+        await raw.publish(channel, json.dumps({"origin": "x", "payload": {}}))  # no id: skipped
+        single = {"origin": "old", **_ev(1).to_dict()}  # one event per message, as before
+        await raw.publish(channel, json.dumps(single))
+        await raw.publish(channel, json.dumps({"origin": "old", "events": [_ev(2).to_dict()]}))
+        a.publish([_ev(i) for i in range(3, 603)])
+        await asyncio.wait_for(got.done.wait(), 5)
+        while (msg := await watch.get_message(timeout=0.2)) is not None:
+            if msg["type"] == "message":
+                messages.append(msg)
+    await raw.aclose()
+    await a.stop()
+    await b.stop()
+    assert [e.id for e in got.items] == list(range(1, 603))
+    assert got.items[0].payload == {"n": 1, "text": "中文"}
+    batches = [json.loads(m["data"]) for m in messages[4:]]
+    assert [len(m["events"]) for m in batches] == [BATCH_MAX, BATCH_MAX, 600 - 2 * BATCH_MAX]
+    assert caplog.text.count("undecodable event message skipped") == 2 * 2  # at a and at b
