@@ -26,8 +26,10 @@ Afterwards the database is counted: every contact sent is stored exactly once (`
 (up to 60 s), sent once: ``replies`` compares the rows with what the SMTP server and the Twilio
 stub received. The figures are the simulator's (offer latency from arrival to the agent's
 ``offer`` event, service level, abandons; p99 per minute). ``python -m bench soak [--minutes M]
-[--rate R] [--agents N] [--workers W] [--faults] [--keep DIR]`` (``--keep``: the cluster's logs
-and one line per contact in ``DIR/outcomes.jsonl``); the last line printed is one JSON object.
+[--rate R] [--agents N] [--workers W] [--faults] [--keep DIR] [--set CC_NAME=VALUE ...]``
+(``--keep``: the cluster's logs and one line per contact in ``DIR/outcomes.jsonl``; ``--set``: a
+setting for every cluster process, to compare two configurations on the same machine, e.g.
+``--set CC_EVENT_LOOP=asyncio``); the last line printed is one JSON object.
 Baseline in the same run: the first minute's p99 offer latency and memory, against which the
 last minute's are compared (``ratio`` = last-minute p99 / first-minute p99: about 1 when
 steady); and, before the cluster starts, the machine's own speed
@@ -328,6 +330,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--faults", action="store_true")
     parser.add_argument("--no-twilio", action="store_true", help="SMS and voice via the API")
     parser.add_argument("--no-smtp", action="store_true", help="no SMTP sink for email replies")
+    parser.add_argument("--set", action="append", default=[], metavar="CC_NAME=VALUE",
+                        help="a setting for every cluster process (repeatable), to compare "
+                             "configurations: --set CC_EVENT_LOOP=asyncio")  # fmt: skip
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument(
         "--keep",
@@ -337,6 +342,12 @@ def main(argv: list[str]) -> int:
         help="the cluster's logs and data here (kept afterwards)",
     )
     args = parser.parse_args(argv)
+    chosen: dict[str, str] = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("CC_"):
+            parser.error(f"--set takes CC_NAME=VALUE, not {item!r}")
+        chosen[name] = value
     if not (0 < args.minutes <= 60 and 0 < args.rate <= 200 and 1 <= args.agents <= 1000
             and 1 <= args.workers <= 8):  # fmt: skip
         parser.error("--minutes 0..60, --rate 0..200, --agents 1..1000, --workers 1..8")
@@ -377,6 +388,7 @@ def main(argv: list[str]) -> int:
         )
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
+    extra.update(chosen)
     config = ClusterConfig(web=2, leaders=2, workers=args.workers, extra_env=extra)
     with Cluster(config, workdir=args.keep) as cluster:
         web = (cluster.url("web1"), cluster.url("web2"))
@@ -460,7 +472,7 @@ def main(argv: list[str]) -> int:
         "error_samples": sorted({str(o.error)[:160] for o in outcomes if o.error})[:5],
         "agent_errors": sim.agent_errors, "agent_error_samples": sim.agent_error_samples,
         "faults": faults,
-        "machine_baseline_per_s": speed,
+        "machine_baseline_per_s": speed, "settings": args.set,
         "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip
     print(json.dumps(result))
