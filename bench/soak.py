@@ -165,7 +165,7 @@ class Sampler(threading.Thread):
         # CPU seconds by (part, pid) at the mark and now: a killed process keeps what it used
         self._cpu_mark: dict[tuple[str, int], float] = {}
         self._cpu_now: dict[tuple[str, int], float] = {}
-        self._marked = False
+        self._cpu_lock = threading.Lock()  # this thread and the caller both read and add
 
     def _cpu_parts(self) -> dict[tuple[str, int], float]:
         pids = [(n, p.pid) for n, p in list(self.cluster.procs.items())]
@@ -178,16 +178,23 @@ class Sampler(threading.Thread):
 
     def mark(self) -> None:
         """Start counting CPU from now (the first contact)."""
-        self._cpu_mark = self._cpu_parts()
-        self._cpu_now = dict(self._cpu_mark)
-        self._marked = True
+        parts = self._cpu_parts()
+        with self._cpu_lock:
+            self._cpu_mark, self._cpu_now = parts, dict(parts)
+
+    def _cpu_update(self) -> None:
+        parts = self._cpu_parts()
+        with self._cpu_lock:
+            if self._cpu_mark:  # counting only from the mark
+                self._cpu_now.update(parts)
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds each part spent since the mark (a process born since counts from 0)."""
-        self._cpu_now.update(self._cpu_parts())
+        self._cpu_update()
         spent: dict[str, float] = {}
-        for (part, pid), now in self._cpu_now.items():
-            spent[part] = spent.get(part, 0.0) + now - self._cpu_mark.get((part, pid), 0.0)
+        with self._cpu_lock:
+            for (part, pid), now in self._cpu_now.items():
+                spent[part] = spent.get(part, 0.0) + now - self._cpu_mark.get((part, pid), 0.0)
         return {k: round(v, 1) for k, v in sorted(spent.items())}
 
     def run(self) -> None:
@@ -195,8 +202,7 @@ class Sampler(threading.Thread):
             snap = {n: rss for n, p in list(self.cluster.procs.items())
                     if (rss := _rss_kib(p.pid)) is not None}  # fmt: skip
             self.samples.append((time.monotonic() - self.t0, snap))
-            if self._marked:
-                self._cpu_now.update(self._cpu_parts())
+            self._cpu_update()
             self.stop_event.wait(self.every)
 
 
