@@ -44,6 +44,16 @@ return 0
 Hook = Callable[[], Awaitable[None]]
 
 
+def _raise_if_cancelled() -> None:
+    """Raise a cancellation the Redis client dropped. With a socket timeout, redis-py sends
+    each command under ``asyncio.wait_for``, and on Python 3.11 ``wait_for`` drops a cancel
+    that arrives as the command completes (CPython gh-86296, fixed in 3.12): the task is left
+    cancelling but running, and a lock renewed on forever (an app's shutdown hung on it)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class LeaderLock:
     """Run ``on_elected`` while this process holds the lock and ``on_lost`` when it stops."""
 
@@ -95,6 +105,7 @@ class LeaderLock:
 
     async def _acquire(self) -> bool:
         got = await self._client.set(self.name, self.token, nx=True, px=int(self.ttl * 1000))
+        _raise_if_cancelled()
         return bool(got)
 
     async def _lead(self, on_elected: Hook, on_lost: Hook) -> None:
@@ -131,10 +142,12 @@ class LeaderLock:
                     )
             except (RedisError, OSError, TimeoutError):  # slow or gone: lead on only
                 # while the lock is surely still ours
+                _raise_if_cancelled()
                 if self._monotonic() >= held_until - self.ttl / 3:
                     log.warning("leader lock %s: cannot renew; stepping down", self.name)
                     return
                 continue
+            _raise_if_cancelled()
             if not renewed:  # expired and maybe taken: never lead beside another
                 log.warning("leader lock %s: lost; stepping down", self.name)
                 return

@@ -7,6 +7,7 @@ test stops; the killed leader is a real process sent SIGKILL.
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
 import subprocess
 import sys
@@ -202,3 +203,26 @@ async def test_a_lock_lost_while_starting_cancels_the_start():
     async with aredis.Redis.from_url(REDIS_URL) as r:
         assert await r.get(key) == b"another process"  # not released: it was not ours
         await r.delete(key)
+
+
+async def test_a_cancel_that_meets_a_finishing_renewal_still_stops_the_lock():
+    # redis-py sends each command under asyncio.wait_for when a socket timeout is set, and on
+    # Python 3.11 wait_for drops a cancellation that arrives just as the command completes: the
+    # lock then renewed on forever and an app's shutdown hung. Cancel at many moments of a busy
+    # renewal loop (renewing every 10 ms); every cancel must end the lock.
+    rng = random.Random(7)
+    hung = 0
+    for _ in range(60):
+        lock = LeaderLock(REDIS_URL, f"cc-test-leader-{uuid.uuid4().hex}", ttl=0.03, retry=0.01)
+        led = Led()
+        task = asyncio.create_task(lock.run(led.start, led.stop))
+        await _until(lambda lock=lock: lock.renewals >= 1)
+        await asyncio.sleep(rng.random() * 0.02)  # (picks the cancel's moment; times nothing)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2)
+        if not done:
+            hung += 1
+            task.cancel()
+            await asyncio.wait({task}, timeout=2)
+        assert led.stopped == led.started == 1
+    assert hung == 0
