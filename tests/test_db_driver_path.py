@@ -1,0 +1,79 @@
+"""Prebuilt statements straight on the driver (``contact_center.db.fetch``), on SQLite and on
+PostgreSQL (psycopg): the same SQL, the same stored and returned values, and the same
+SQLAlchemy errors as ``Connection.execute`` — only less Python per statement."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from contact_center.db import _fast_plan, fetch, normalise_url
+
+
+@pytest.fixture
+def table(db_url: str):
+    """A scratch table with the column kinds the desk uses, on a fresh engine."""
+    engine = sa.create_engine(normalise_url(db_url))
+    meta = sa.MetaData()
+    t = sa.Table(
+        f"driver_path_{uuid.uuid4().hex[:8]}",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(40), nullable=False, unique=True),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True)),
+        sa.Column("data", sa.JSON, nullable=False),
+        sa.Column("kind", sa.String(10), nullable=False, default="plain"),
+    )
+    meta.create_all(engine)
+    try:
+        yield engine, t
+    finally:
+        meta.drop_all(engine)
+        engine.dispose()
+
+
+def _insert(t: sa.Table) -> sa.Insert:
+    return sa.insert(t).returning(t.c.id, t.c.kind)
+
+
+def test_the_driver_path_stores_and_returns_what_execute_does(table):
+    engine, t = table
+    at = datetime(2026, 12, 2, 8, 30, 15, 123456, tzinfo=UTC)
+    by_name = sa.select(t).where(t.c.name == sa.bindparam("name"))
+    row = {"name": "fast", "count": 3, "at": at, "data": {"k": [1, "two", None]}}
+    with engine.begin() as conn:
+        ins = _insert(t)
+        assert _fast_plan(conn, ins, row) is not None  # both engines take the driver path
+        assert _fast_plan(conn, by_name, {"name": "x"}) is not None
+        new_id, kind = fetch(conn, ins, row)[0]
+        conn.execute(ins, {**row, "name": "slow"})
+        fast = fetch(conn, by_name, {"name": "fast"})
+        slow = conn.execute(by_name, {"name": "slow"}).all()
+    assert kind == "plain"  # the scalar column default was applied
+    assert fast[0].id == new_id and fast[0].name == "fast"
+    assert [tuple(r)[2:] for r in fast] == [tuple(r)[2:] for r in slow]  # count .. kind
+    assert fast[0].at.astimezone(UTC) == at and fast[0].data == {"k": [1, "two", None]}
+    with engine.begin() as conn:
+        assert fetch(conn, by_name, {"name": "none"}) == []
+
+
+def test_driver_errors_come_as_sqlalchemy_errors_and_lose_nothing(table):
+    engine, t = table
+    ins = _insert(t)
+    row = {"name": "once", "count": 1, "at": None, "data": {}}
+    with engine.begin() as conn:
+        fetch(conn, ins, row)
+    with engine.begin() as conn:
+        with pytest.raises(sa.exc.IntegrityError) as err:
+            fetch(conn, ins, {**row, "count": 2})
+        assert t.name in str(err.value)  # the statement is in the error, as execute() has it
+        conn.rollback()
+    with engine.begin() as conn, pytest.raises(sa.exc.StatementError, match="JSON serializable"):
+        fetch(conn, ins, {**row, "name": "bad", "data": {1, 2}})  # a set is not JSON
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(t.c.name, t.c.count)).all()
+    assert stored == [("once", 1)]
