@@ -17,13 +17,13 @@ from email import message_from_bytes, policy
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from contact_center.app import build_services
 from contact_center.db import Actor
 from contact_center.webhooks.wiring import sweep_once
 from tests.channels.email.dovecot import free_port
 from tests.conftest import FAST_HASHING, REDIS_URL, Clock, build_world, sql
+from tests.smtp_server import ClosingController
 from tests.workers import kill_worker, start_worker
 from tickets.actions import ingest
 from tickets.actions.messages import SEND_LEASE, post_message
@@ -57,7 +57,7 @@ class HoldingSink:
 @pytest.fixture
 def holding_sink() -> Iterator[tuple[HoldingSink, int]]:
     handler, port = HoldingSink(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller = ClosingController(handler, hostname="127.0.0.1", port=port)
     controller.start()
     yield handler, port
     handler.release.set()

@@ -8,10 +8,10 @@ from email import message_from_bytes, policy
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from tests.channels.chat._visitors import Visitor, cid
 from tests.conftest import count
+from tests.smtp_server import ClosingController
 
 
 def _free_port() -> int:
@@ -37,7 +37,7 @@ class Sink:
 async def sink():
     s = Sink(asyncio.get_running_loop())
     s.port = _free_port()
-    controller = Controller(s, hostname="127.0.0.1", port=s.port)
+    controller = ClosingController(s, hostname="127.0.0.1", port=s.port)
     controller.start()
     yield s
     controller.stop()

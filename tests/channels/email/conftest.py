@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from channels.email.acks import AckCourier
 from channels.email.client import ImapSession
@@ -32,6 +31,7 @@ from contact_center.keys import Services
 from contact_center.settings import Secret, Settings
 from tests.channels.email.dovecot import PASSWORD, Dovecot, free_port
 from tests.conftest import World, sql
+from tests.smtp_server import ClosingController
 from tickets.actions.messages import post_message
 from tickets.domain import Role
 from tickets.queries import Viewer
@@ -95,10 +95,11 @@ class SmtpSink:
 @contextlib.contextmanager
 def running_sink(**controller: Any) -> Iterator[SmtpSink]:
     """A real aiosmtpd server on a free port (port=0 does not work with Controller); the
-    keywords go to the ``Controller`` (``tls_context``, ``require_starttls``, ``ssl_context``)."""
+    keywords go to the ``Controller`` (``tls_context``, ``require_starttls``, ``ssl_context``,
+    and ``smtp_class``: see tests/smtp_server.py)."""
     handler = Sink()
     port = free_port()
-    server = Controller(handler, hostname="127.0.0.1", port=port, **controller)
+    server = ClosingController(handler, hostname="127.0.0.1", port=port, **controller)
     server.start()
     try:
         yield SmtpSink(handler, port)
