@@ -340,9 +340,24 @@ async def _smtp_connect(config: SmtpConfig) -> aiosmtplib.SMTP:
         if config.user:
             await client.login(config.user, config.password.reveal())
     except BaseException:
-        client.close()
+        await _hang_up(client, client.transport)
         raise
     return client
+
+
+async def _hang_up(client: aiosmtplib.SMTP, transport: asyncio.BaseTransport | None) -> None:
+    """End the connection now, socket closed before this returns.
+
+    aiosmtplib's ``close()`` (also the end of ``quit()``) only starts closing: over TLS the
+    transport then waits for the relay's TLS close, and a caller that ends its event loop
+    (``asyncio.run`` per send) before that arrives leaves the socket open. After QUIT's reply, or
+    on an error, nothing more is owed to the relay, so the transport is aborted; its socket is
+    closed in the loop's next callback, which the one yield below lets run. ``transport`` is
+    the client's as it was before ``quit()``, which forgets it."""
+    client.close()
+    if isinstance(transport, asyncio.Transport):  # the SSL one is one too
+        transport.abort()
+        await asyncio.sleep(0)
 
 
 async def smtp_send_batch(
@@ -355,6 +370,7 @@ async def smtp_send_batch(
         return [err] * len(items)
     except _SMTP_ERRORS as err:
         return [_smtp_error(err, config.host)] * len(items)
+    transport = client.transport  # after STARTTLS: the TLS one
     results: list[ChannelError | None] = []
     try:
         for message, sender, recipients in items:
@@ -365,9 +381,12 @@ async def smtp_send_batch(
             else:
                 results.append(None)
     finally:
-        if client.is_connected:
-            with contextlib.suppress(*_SMTP_ERRORS):
-                await client.quit()
+        try:
+            if client.is_connected:
+                with contextlib.suppress(*_SMTP_ERRORS):
+                    await client.quit()
+        finally:
+            await _hang_up(client, transport)
     return results
 
 

@@ -7,10 +7,13 @@ trusts it through ``CC_SMTP_CA_FILE``. Verification is on unless switched off.
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 from dataclasses import replace
 from email import message_from_bytes, policy
 
 import pytest
+from aiosmtpd.smtp import SMTP
 
 from channels.base import OutboundMessage
 from channels.email import email_sender
@@ -58,6 +61,34 @@ async def test_mail_is_delivered_over_tls(settings, tls_cert: TlsCert, mode):
     parsed = message_from_bytes(raw, policy=policy.default)
     assert parsed["Message-ID"] == message_id
     assert "Over TLS" in parsed.get_content()
+
+
+class _QuitWithoutHangingUp(SMTP):
+    """A relay that answers QUIT, then neither reads nor closes: the sender's TLS close gets no
+    answer, so the sender must end the connection itself."""
+
+    async def smtp_QUIT(self, arg: str) -> None:
+        await self.push("221 Bye")
+        assert self.transport is not None
+        self.transport.pause_reading()
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+async def test_the_sender_closes_its_socket_even_if_the_relay_keeps_the_connection(
+    settings, tls_cert: TlsCert, mode
+):
+    """Over TLS a close waits for the relay's TLS close; the sender's event loop (one per send)
+    must not end with the socket still open (it did: a rare unclosed-transport warning)."""
+    context = tls_cert.server_context()
+    server = {"tls_context": context} if mode == "starttls" else {"ssl_context": context}
+    with running_sink(smtp_class=_QuitWithoutHangingUp, **server) as sink:
+        sender = _sender(settings, sink, smtp_tls=mode, smtp_ca_file=str(tls_cert.cert))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            await _send(sender)
+            gc.collect()
+        assert [str(m.message) for m in caught if issubclass(m.category, ResourceWarning)] == []
+        assert len(sink.received) == 1
 
 
 @pytest.mark.parametrize("mode", ["starttls", "tls"])
