@@ -77,3 +77,28 @@ def test_driver_errors_come_as_sqlalchemy_errors_and_lose_nothing(table):
     with engine.connect() as conn:
         stored = conn.execute(sa.select(t.c.name, t.c.count)).all()
     assert stored == [("once", 1)]
+
+
+def test_the_accepts_statements_take_the_driver_path(db_url: str):
+    """An offer's accept runs its prebuilt statements on the driver on both engines, none of
+    them falls back to ``execute`` (which would still be right, only slower)."""
+    from tickets.actions import routing
+
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    statements = [
+        (routing._TICKET_LOCKED, {"tid": 1}),
+        (routing._OPEN_OFFER, {"tid": 1, "aid": 2}),
+        (routing._DECIDE, {"oid": 3, "outcome": "accepted", "now": now}),
+    ] + [
+        (routing._assign(opens, answers), {"tid": 1, "aid": 2, "now": now})
+        for opens in (False, True)
+        for answers in (False, True)
+    ]
+    engine = sa.create_engine(normalise_url(db_url))
+    try:
+        with engine.begin() as conn:
+            for statement, params in statements:
+                assert _fast_plan(conn, statement, params) is not None, statement
+                assert fetch(conn, statement, params) == []  # nothing with these ids yet
+    finally:
+        engine.dispose()

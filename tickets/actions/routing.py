@@ -9,6 +9,7 @@ two agents. Whatever the database says happened is what the router applies.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -109,21 +110,44 @@ def create_offers(uow: UnitOfWork, offers: Sequence[NewOffer]) -> list[int | Non
     return out
 
 
+# Built once (see tickets/actions/_statements.py): an accept runs each of these.
+_b = sa.bindparam
+_OPEN_OFFER = sa.select(OFFER).where(
+    OFFER.c.ticket_id == _b("tid"), OFFER.c.agent_id == _b("aid"), OFFER.c.outcome.is_(None)
+)
+_DECIDE = (
+    sa.update(OFFER)
+    .where(OFFER.c.id == _b("oid"), OFFER.c.outcome.is_(None))
+    .values(outcome=_b("outcome"), decided_at=_b("now"))
+    .returning(OFFER)
+)
+# the ticket's row lock on PostgreSQL (SQLite renders no FOR UPDATE: its one writer serialises)
+_TICKET_LOCKED = sa.select(TICKET).where(TICKET.c.id == _b("tid")).with_for_update()
+
+
+@functools.cache
+def _assign(opens: bool, answers: bool) -> sa.Update:
+    """The accept's ticket update: assignee and time, and the status and first answer if due."""
+    values: dict[str, Any] = {"assignee_id": _b("aid"), "updated_at": _b("now")}
+    if opens:
+        values["status"] = TicketStatus.OPEN.value
+    if answers:
+        values["first_answer_at"] = _b("now")
+    return sa.update(TICKET).where(TICKET.c.id == _b("tid")).values(**values).returning(TICKET)
+
+
+def _first(rows: Sequence[Any]) -> Any:
+    return rows[0] if rows else None
+
+
 def _open_offer(uow: UnitOfWork, ticket_id: int, agent_id: int) -> Any:
-    q = sa.select(OFFER).where(
-        OFFER.c.ticket_id == ticket_id, OFFER.c.agent_id == agent_id, OFFER.c.outcome.is_(None)
-    )
-    return uow.session.execute(q).first()
+    return _first(uow.fetch(_OPEN_OFFER, {"tid": ticket_id, "aid": agent_id}))
 
 
 def _decide(uow: UnitOfWork, offer_id: int, outcome: OfferOutcome) -> Any:
     """Compare-and-set: close the offer if still open; the closed row, or None."""
-    return uow.session.execute(
-        sa.update(OFFER)
-        .where(OFFER.c.id == offer_id, OFFER.c.outcome.is_(None))
-        .values(outcome=outcome.value, decided_at=uow.now)
-        .returning(OFFER)
-    ).first()
+    params = {"oid": offer_id, "outcome": outcome.value, "now": uow.now}
+    return _first(uow.fetch(_DECIDE, params))
 
 
 def accept_offer(uow: UnitOfWork, ticket_id: int, agent_id: int) -> dict[str, Any]:
@@ -132,10 +156,7 @@ def accept_offer(uow: UnitOfWork, ticket_id: int, agent_id: int) -> dict[str, An
     Raises :class:`OfferGone` when there is no open offer of this ticket to this agent (another
     agent won, it was rescinded) and :class:`OfferExpired` when its time ran out.
     """
-    q = sa.select(TICKET).where(TICKET.c.id == ticket_id)
-    if uow.dialect == "postgresql":
-        q = q.with_for_update()
-    ticket = uow.session.execute(q).first()
+    ticket = _first(uow.fetch(_TICKET_LOCKED, {"tid": ticket_id}))
     offer = _open_offer(uow, ticket_id, agent_id) if ticket is not None else None
     if ticket is None or offer is None:
         raise OfferGone("this offer is no longer open")
@@ -148,20 +169,19 @@ def accept_offer(uow: UnitOfWork, ticket_id: int, agent_id: int) -> dict[str, An
     row = _decide(uow, offer.id, OfferOutcome.ACCEPTED)
     if row is None:  # pragma: no cover - the ticket row lock / single writer serialises this
         raise OfferGone("this offer is no longer open")
-    values: dict[str, Any] = {"assignee_id": agent_id, "updated_at": uow.now}
-    if ticket.status == TicketStatus.NEW:
-        values["status"] = TicketStatus.OPEN.value
+    values = ["assignee_id", "updated_at"]
+    if opens := ticket.status == TicketStatus.NEW:
+        values.append("status")
     live = Channel(ticket.channel) in LIVE_CHANNELS
-    if live and ticket.first_answer_at is None:
-        values["first_answer_at"] = uow.now
-    new = uow.session.execute(
-        sa.update(TICKET).where(TICKET.c.id == ticket_id).values(**values).returning(TICKET)
-    ).one()
+    if answers := live and ticket.first_answer_at is None:
+        values.append("first_answer_at")
+    params = {"tid": ticket_id, "aid": agent_id, "now": uow.now}
+    (new,) = uow.fetch(_assign(opens, answers), params)
     summary = ticket_summary(new)
     uow.emit("offer.accepted", _offer_event(row, at=uow.now.isoformat()), ticket_id)
     uow.emit("ticket.updated", {**summary, "changed": sorted(values)}, ticket_id)
     uow.emit("ticket.assigned", {**summary, "previous_assignee_id": None}, ticket_id)
-    if "first_answer_at" in values:
+    if answers:
         payload = {"id": ticket_id, "at": uow.now.isoformat(), "agent_id": agent_id,
                    "queue_id": new.queue_id, "team_id": new.team_id}  # fmt: skip
         uow.emit("ticket.answered", payload, ticket_id)
