@@ -79,13 +79,14 @@ def test_driver_errors_come_as_sqlalchemy_errors_and_lose_nothing(table):
     assert stored == [("once", 1)]
 
 
-def test_the_accepts_statements_take_the_driver_path(db_url: str):
-    """An offer's accept runs its prebuilt statements on the driver on both engines, none of
-    them falls back to ``execute`` (which would still be right, only slower)."""
+def test_the_offers_and_accepts_statements_take_the_driver_path(db_url: str):
+    """Making and accepting an offer runs prebuilt statements on the driver on both engines;
+    none of them falls back to ``execute`` (which would still be right, only slower)."""
     from tickets.actions import routing
 
     now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     statements = [
+        (routing._TICKET, {"tid": 1}),
         (routing._TICKET_LOCKED, {"tid": 1}),
         (routing._OPEN_OFFER, {"tid": 1, "aid": 2}),
         (routing._DECIDE, {"oid": 3, "outcome": "accepted", "now": now}),
@@ -100,5 +101,7 @@ def test_the_accepts_statements_take_the_driver_path(db_url: str):
             for statement, params in statements:
                 assert _fast_plan(conn, statement, params) is not None, statement
                 assert fetch(conn, statement, params) == []  # nothing with these ids yet
+            insert = {"ticket_id": 1, "agent_id": 2, "created_at": now, "expires_at": now}
+            assert _fast_plan(conn, routing._OFFER_INSERT, insert) is not None
     finally:
         engine.dispose()

@@ -205,6 +205,26 @@ async def test_offer_stored_refused_when_the_ticket_was_taken_meanwhile(client, 
     assert count(world.svc.db, "offer", "ticket_id = :t", t=tid) == 0
 
 
+async def test_a_second_open_offer_of_a_ticket_is_refused_and_the_rest_kept(client, world):
+    """The partial unique index refuses a second open offer (its savepoint is rolled back);
+    the other offers of the same batch are stored."""
+    first = await _ticket(client, world, queue="billing", skills={"billing": 5})  # no offer:
+    second = await _ticket(client, world, queue="billing", skills={"billing": 5})  # nobody in
+    now = world.svc.db.clock()
+    agent, agent2 = world.users["agent"]["id"], world.users["agent2"]["id"]
+    made = world.svc.db.write_sync(routing_actions.create_offers,
+                                   [routing_actions.NewOffer(first, agent, now, now)])  # fmt: skip
+    assert made[0] is not None
+    alone = [routing_actions.NewOffer(first, agent2, now, now)]
+    assert world.svc.db.write_sync(routing_actions.create_offers, alone) == [None]
+    batch = [routing_actions.NewOffer(first, agent2, now, now),
+             routing_actions.NewOffer(second, agent2, now, now)]  # fmt: skip
+    refused, stored = world.svc.db.write_sync(routing_actions.create_offers, batch)
+    assert refused is None and stored is not None
+    assert count(world.svc.db, "offer", "ticket_id = :t", t=first) == 1
+    assert count(world.svc.db, "offer", "id = :o AND agent_id = :a", o=stored, a=agent2) == 1
+
+
 async def test_resync_catches_what_the_bus_lost(client, world, settings):
     """A contact and a presence change committed without the bus reaching the router (as when
     Redis restarts between processes) are found by the periodic resync."""

@@ -76,42 +76,10 @@ def _offer_event(row: Any, **extra: Any) -> dict[str, Any]:
     }
 
 
-def create_offers(uow: UnitOfWork, offers: Sequence[NewOffer]) -> list[int | None]:
-    """Store the offers; per offer its id, or None where the ticket is no longer waiting
-    (assigned, solved or already offered meanwhile): the router then forgets it."""
-    if not offers:
-        return []
-    ids = sorted({o.ticket_id for o in offers})
-    tickets = {
-        r.id: r for r in uow.session.execute(sa.select(TICKET).where(TICKET.c.id.in_(ids))).all()
-    }
-    out: list[int | None] = []
-    for o in offers:
-        t = tickets.get(o.ticket_id)
-        if t is None or t.assignee_id is not None or t.status not in ROUTABLE:
-            out.append(None)
-            continue
-        values = {
-            "ticket_id": o.ticket_id,
-            "agent_id": o.agent_id,
-            "created_at": o.created_at,
-            "expires_at": o.expires_at,
-        }
-        try:
-            with uow.session.begin_nested():
-                row = uow.session.execute(sa.insert(OFFER).values(**values).returning(OFFER)).one()
-        except IntegrityError:  # another open offer for this ticket: never a second one
-            out.append(None)
-            continue
-        out.append(int(row.id))
-        uow.emit("offer.created", _offer_event(row, ticket=ticket_summary(t)), o.ticket_id)
-        uow.audit(SYSTEM, "offer.create", "ticket", o.ticket_id,
-                  {"offer_id": row.id, "agent_id": o.agent_id})  # fmt: skip
-    return out
-
-
-# Built once (see tickets/actions/_statements.py): an accept runs each of these.
+# Built once (see tickets/actions/_statements.py): every offer and accept runs these.
 _b = sa.bindparam
+_TICKET = sa.select(TICKET).where(TICKET.c.id == _b("tid"))
+_OFFER_INSERT = sa.insert(OFFER).returning(OFFER)
 _OPEN_OFFER = sa.select(OFFER).where(
     OFFER.c.ticket_id == _b("tid"), OFFER.c.agent_id == _b("aid"), OFFER.c.outcome.is_(None)
 )
@@ -138,6 +106,43 @@ def _assign(opens: bool, answers: bool) -> sa.Update:
 
 def _first(rows: Sequence[Any]) -> Any:
     return rows[0] if rows else None
+
+
+def create_offers(uow: UnitOfWork, offers: Sequence[NewOffer]) -> list[int | None]:
+    """Store the offers; per offer its id, or None where the ticket is no longer waiting
+    (assigned, solved or already offered meanwhile): the router then forgets it."""
+    if not offers:
+        return []
+    ids = sorted({o.ticket_id for o in offers})
+    found = (
+        uow.fetch(_TICKET, {"tid": ids[0]})  # the usual case: one prebuilt statement
+        if len(ids) == 1
+        else uow.session.execute(sa.select(TICKET).where(TICKET.c.id.in_(ids))).all()
+    )
+    tickets = {r.id: r for r in found}
+    out: list[int | None] = []
+    for o in offers:
+        t = tickets.get(o.ticket_id)
+        if t is None or t.assignee_id is not None or t.status not in ROUTABLE:
+            out.append(None)
+            continue
+        values = {
+            "ticket_id": o.ticket_id,
+            "agent_id": o.agent_id,
+            "created_at": o.created_at,
+            "expires_at": o.expires_at,
+        }
+        try:
+            with uow.session.begin_nested():
+                (row,) = uow.fetch(_OFFER_INSERT, values)
+        except IntegrityError:  # another open offer for this ticket: never a second one
+            out.append(None)
+            continue
+        out.append(int(row.id))
+        uow.emit("offer.created", _offer_event(row, ticket=ticket_summary(t)), o.ticket_id)
+        uow.audit(SYSTEM, "offer.create", "ticket", o.ticket_id,
+                  {"offer_id": row.id, "agent_id": o.agent_id})  # fmt: skip
+    return out
 
 
 def _open_offer(uow: UnitOfWork, ticket_id: int, agent_id: int) -> Any:
