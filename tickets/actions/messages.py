@@ -51,6 +51,56 @@ _ATTACHMENTS_OF = (
     .order_by(ATTACHMENT.c.id)
 )
 
+# Built once (building costs more Python than running); an UPDATE without values() sets the
+# columns named by the parameters it is run with.
+_BY_CLIENT_KEY = sa.select(MESSAGE.c.id, MESSAGE.c.direction, MESSAGE.c.body_text).where(
+    MESSAGE.c.ticket_id == sa.bindparam("tid"), MESSAGE.c.client_key == sa.bindparam("key")
+)
+_MESSAGE_INSERT = sa.insert(MESSAGE).returning(MESSAGE.c.id)
+_TICKET_UPDATE = sa.update(TICKET).where(TICKET.c.id == sa.bindparam("tid"))
+_MESSAGE_UPDATE = sa.update(MESSAGE).where(MESSAGE.c.id == sa.bindparam("mid"))
+# a delivery job's reads, and taking the message to send it
+_MESSAGE = sa.select(MESSAGE).where(MESSAGE.c.id == sa.bindparam("mid"))
+_DELIVERY_OF = sa.select(MESSAGE.c.delivery_status, MESSAGE.c.ticket_id).where(
+    MESSAGE.c.id == sa.bindparam("mid")
+)
+_TICKET = sa.select(TICKET).where(TICKET.c.id == sa.bindparam("tid"))
+_HANDLE = (
+    sa.select(HANDLE.c.value, HANDLE.c.undeliverable)
+    .where(HANDLE.c.customer_id == sa.bindparam("cid"), HANDLE.c.kind == sa.bindparam("kind"))
+    .order_by(HANDLE.c.id)
+    .limit(1)
+)
+_REFS = (
+    sa.select(MESSAGE.c.external_id)
+    .where(MESSAGE.c.ticket_id == sa.bindparam("tid"), MESSAGE.c.external_id.is_not(None))
+    .order_by(MESSAGE.c.id)
+)
+
+
+def _take(lease: Any) -> Any:
+    """Taking a message to send it, if it is still as read: a second job for it (a sweep
+    re-woke it meanwhile) that read the same row waits here for the first one's commit, then
+    finds it changed and sends nothing (PostgreSQL re-checks the row after the lock). It
+    returns the id, as the driver path gives no row count."""
+    return (
+        sa.update(MESSAGE)
+        .where(
+            MESSAGE.c.id == sa.bindparam("mid"),
+            MESSAGE.c.delivery_status == sa.bindparam("was"),
+            lease,
+        )
+        .values(
+            delivery_status=DeliveryStatus.SENDING.value,
+            delivery_lease_until=sa.bindparam("until"),
+        )
+        .returning(MESSAGE.c.id)
+    )
+
+
+_TAKE = _take(MESSAGE.c.delivery_lease_until.is_(None))
+_TAKE_LEASED = _take(MESSAGE.c.delivery_lease_until == sa.bindparam("lease"))
+
 
 @dataclass(frozen=True, slots=True)
 class PostResult:
@@ -120,12 +170,9 @@ def post_message(
     ticket = get_ticket(uow.session, viewer, ticket_id, lock=uow.dialect == "postgresql")
     direction = Direction.NOTE if internal else Direction.OUT
     if client_key is not None:
-        known = uow.session.execute(
-            sa.select(MESSAGE.c.id, MESSAGE.c.direction, MESSAGE.c.body_text).where(
-                MESSAGE.c.ticket_id == ticket_id, MESSAGE.c.client_key == client_key
-            )
-        ).first()
-        if known is not None:
+        found = uow.fetch(_BY_CLIENT_KEY, {"tid": ticket_id, "key": client_key})
+        if found:
+            known = found[0]
             if known.direction != direction.value or known.body_text != body:
                 raise Conflict(
                     "this key was used for a different message on this ticket",
@@ -156,9 +203,7 @@ def post_message(
         "created_at": uow.now,
         "delivery_lease_until": None if internal or at_desk else uow.now + STUCK_AFTER,
     }
-    message_id = uow.session.execute(
-        sa.insert(MESSAGE).values(**values).returning(MESSAGE.c.id)
-    ).scalar_one()
+    message_id = int(uow.fetch(_MESSAGE_INSERT, values)[0][0])
     attachment_ids = _store_files(uow, message_id, files, store) if store else ()
     changes: dict[str, object] = {"updated_at": uow.now}
     if not internal:
@@ -170,7 +215,7 @@ def post_message(
         if ticket.status in (TicketStatus.NEW, TicketStatus.SOLVED):
             changes["status"] = TicketStatus.OPEN.value
             changes["solved_at"] = None
-    uow.session.execute(sa.update(TICKET).where(TICKET.c.id == ticket_id).values(**changes))
+    uow.session.execute(_TICKET_UPDATE, {"tid": ticket_id, **changes})  # SET: changes' keys
     payload = message_summary(SimpleNamespace(id=message_id, **values))
     payload["attachment_ids"] = list(attachment_ids)
     uow.emit("message.created", payload, ticket_id=ticket_id)
@@ -201,32 +246,25 @@ def begin_delivery(
     The files are read from ``blobs``. One missing from the store can never be sent: the
     message is marked ``failed`` with the file named, and None is returned.
     """
-    msg = uow.session.execute(sa.select(MESSAGE).where(MESSAGE.c.id == message_id)).first()
-    if msg is None:
+    found = uow.fetch(_MESSAGE, {"mid": message_id})
+    if not found:
         raise NotFound(f"message {message_id} not found")
+    msg = found[0]
     if msg.direction != Direction.OUT or msg.delivery_status in _FINAL:
         return None
     lease = msg.delivery_lease_until
     if msg.delivery_status == DeliveryStatus.SENDING and lease is not None and lease > uow.now:
         return None  # another worker is sending it right now
-    ticket = uow.session.execute(sa.select(TICKET).where(TICKET.c.id == msg.ticket_id)).one()
+    (ticket,) = uow.fetch(_TICKET, {"tid": msg.ticket_id})
     kind = _HANDLE_FOR_CHANNEL.get(msg.channel, HandleKind.EXTERNAL)
-    found = uow.session.execute(
-        sa.select(HANDLE.c.value, HANDLE.c.undeliverable)
-        .where(HANDLE.c.customer_id == ticket.customer_id, HANDLE.c.kind == kind.value)
-        .order_by(HANDLE.c.id)
-        .limit(1)
-    ).first()
-    handle = None if found is None else found.value
-    if found is not None and found.undeliverable and kind is HandleKind.PHONE:
+    handles = uow.fetch(_HANDLE, {"cid": ticket.customer_id, "kind": kind.value})
+    to = handles[0] if handles else None
+    handle = None if to is None else to.value
+    if to is not None and to.undeliverable and kind is HandleKind.PHONE:
         why = "the customer opted out of messages (STOP); they can send START to opt back in"
         record_delivery(uow, message_id, None, DeliveryStatus.FAILED.value, why)
         return None
-    refs = uow.session.execute(
-        sa.select(MESSAGE.c.external_id)
-        .where(MESSAGE.c.ticket_id == ticket.id, MESSAGE.c.external_id.is_not(None))
-        .order_by(MESSAGE.c.id)
-    ).scalars()
+    refs = [r[0] for r in uow.fetch(_REFS, {"tid": ticket.id})]
     files: list[tuple[str, str, bytes]] = []
     for name, content_type, digest in uow.session.execute(_ATTACHMENTS_OF, {"mid": message_id}):
         if blobs is None:
@@ -237,23 +275,10 @@ def begin_delivery(
             why = f"attachment {name!r} ({digest[:12]}) is missing from the attachment store"
             record_delivery(uow, message_id, None, DeliveryStatus.FAILED.value, why)
             return None
-    taken = uow.session.execute(
-        sa.update(MESSAGE)
-        .where(
-            MESSAGE.c.id == message_id,
-            # as read above: a second job for this message (a sweep re-woke it meanwhile)
-            # that read the same row waits here for the first one's commit, then finds it
-            # changed and sends nothing (PostgreSQL re-checks the row after the lock)
-            MESSAGE.c.delivery_status == msg.delivery_status,
-            MESSAGE.c.delivery_lease_until.is_(None)
-            if lease is None
-            else MESSAGE.c.delivery_lease_until == lease,
-        )
-        .values(
-            delivery_status=DeliveryStatus.SENDING.value, delivery_lease_until=uow.now + SEND_LEASE
-        )
-    )
-    if taken.rowcount != 1:
+    params = {"mid": message_id, "was": msg.delivery_status, "until": uow.now + SEND_LEASE}
+    if lease is not None:
+        params["lease"] = lease
+    if not uow.fetch(_TAKE_LEASED if lease is not None else _TAKE, params):
         return None
     return OutboundMessage(
         message_id=message_id,
@@ -276,11 +301,10 @@ def record_delivery(
     error: str | None = None,
 ) -> None:
     """Store what the channel said about an outbound message (never leaves a final state)."""
-    msg = uow.session.execute(
-        sa.select(MESSAGE.c.delivery_status, MESSAGE.c.ticket_id).where(MESSAGE.c.id == message_id)
-    ).first()
-    if msg is None:
+    found = uow.fetch(_DELIVERY_OF, {"mid": message_id})
+    if not found:
         raise NotFound(f"message {message_id} not found")
+    msg = found[0]
     if msg.delivery_status in _FINAL and status not in (DeliveryStatus.DELIVERED.value,):
         return
     values: dict[str, object] = {"delivery_status": status, "delivery_error": error}
@@ -289,7 +313,7 @@ def record_delivery(
     )
     if external_id is not None:
         values["external_id"] = external_id
-    uow.session.execute(sa.update(MESSAGE).where(MESSAGE.c.id == message_id).values(**values))
+    uow.session.execute(_MESSAGE_UPDATE, {"mid": message_id, **values})  # SET: values' keys
     _delivered(uow, message_id, msg.ticket_id, status, error)
 
 

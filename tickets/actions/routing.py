@@ -89,6 +89,12 @@ _DECIDE = (
     .values(outcome=_b("outcome"), decided_at=_b("now"))
     .returning(OFFER)
 )
+_CANCEL = (  # a ticket's open offer, when someone else assigned, solved or moved it
+    sa.update(OFFER)
+    .where(OFFER.c.ticket_id == _b("tid"), OFFER.c.outcome.is_(None))
+    .values(outcome=OfferOutcome.CANCELLED.value, decided_at=_b("now"))
+    .returning(OFFER)
+)
 # the ticket's row lock on PostgreSQL (SQLite renders no FOR UPDATE: its one writer serialises)
 _TICKET_LOCKED = sa.select(TICKET).where(TICKET.c.id == _b("tid")).with_for_update()
 
@@ -278,10 +284,5 @@ def announce_offers(uow: UnitOfWork, offer_ids: Sequence[int]) -> int:
 
 def cancel_open_offers(uow: UnitOfWork, ticket_id: int, reason: str) -> None:
     """Close the ticket's open offer, if any (it was assigned, solved or moved by someone)."""
-    for row in uow.session.execute(
-        sa.update(OFFER)
-        .where(OFFER.c.ticket_id == ticket_id, OFFER.c.outcome.is_(None))
-        .values(outcome=OfferOutcome.CANCELLED.value, decided_at=uow.now)
-        .returning(OFFER)
-    ).all():
+    for row in uow.fetch(_CANCEL, {"tid": ticket_id, "now": uow.now}):
         uow.emit("offer.cancelled", _offer_event(row, reason=reason), ticket_id)

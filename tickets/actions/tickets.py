@@ -22,14 +22,16 @@ _ALLOWED = {
     TicketStatus.SOLVED: {TicketStatus.OPEN, TicketStatus.CLOSED},
     TicketStatus.CLOSED: set(),
 }
+# Built once; an UPDATE without values() sets the columns named by the parameters it runs with.
+_UPDATE = sa.update(TICKET).where(TICKET.c.id == sa.bindparam("tid")).returning(TICKET)
+_USER = sa.select(USER.c.id, USER.c.active, USER.c.team_id).where(USER.c.id == sa.bindparam("uid"))
 
 
 def _check_assignee(
     uow: UnitOfWork, viewer: Viewer, assignee_id: int, queue_id: int | None
 ) -> None:
-    user = uow.session.execute(
-        sa.select(USER.c.id, USER.c.active, USER.c.team_id).where(USER.c.id == assignee_id)
-    ).first()
+    found = uow.fetch(_USER, {"uid": assignee_id})
+    user = found[0] if found else None
     if user is None or not user.active:
         raise ValidationError("no such active user", fields={"assignee_id": "unknown"})
     if viewer.role is Role.AGENT and assignee_id != viewer.user_id:
@@ -102,9 +104,7 @@ def update_ticket(
     ):
         cancel_open_offers(uow, ticket_id, "ticket_changed")  # the router re-offers if needed
     values["updated_at"] = uow.now
-    row = uow.session.execute(
-        sa.update(TICKET).where(TICKET.c.id == ticket_id).values(**values).returning(TICKET)
-    ).one()
+    row = uow.session.execute(_UPDATE, {"tid": ticket_id, **values}).one()  # SET: values' keys
     summary = ticket_summary(row)
     uow.emit("ticket.updated", {**summary, "changed": sorted(values)}, ticket_id)
     for name, payload in events:
