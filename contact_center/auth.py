@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Connection
 
+from contact_center.db import fetch
 from contact_center.errors import RateLimited, Unauthorized
 from tickets.actions._common import QUEUE_MEMBER, USER
 from tickets.domain import Role
@@ -112,16 +113,17 @@ class AuthUser:
         return Viewer(self.id, self.role, self.team_id, self.queue_ids)
 
 
+_USER = sa.select(USER).where(USER.c.id == sa.bindparam("uid"))
+_QUEUES_OF = sa.select(QUEUE_MEMBER.c.queue_id).where(QUEUE_MEMBER.c.user_id == sa.bindparam("uid"))
+
+
 def load_auth_user(session: Connection, user_id: int) -> AuthUser | None:
-    """Read a user and their queues."""
-    row = session.execute(sa.select(USER).where(USER.c.id == user_id)).first()
-    if row is None:
+    """Read a user and their queues (statements built once: this runs per token check)."""
+    rows = fetch(session, _USER, {"uid": user_id})
+    if not rows:
         return None
-    queues = frozenset(
-        session.execute(
-            sa.select(QUEUE_MEMBER.c.queue_id).where(QUEUE_MEMBER.c.user_id == user_id)
-        ).scalars()
-    )
+    row = rows[0]
+    queues = frozenset(r[0] for r in fetch(session, _QUEUES_OF, {"uid": user_id}))
     return AuthUser(
         id=row.id,
         email=row.email,
