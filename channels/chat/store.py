@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from contact_center.db import fetch
 from tickets.actions._common import (
     ATTACHMENT,
     EVENT,
@@ -134,15 +135,21 @@ def visitor_message(
     }
 
 
+# Built once: every chat line pushed to a visitor reads these.
+_FILES = (
+    sa.select(ATTACHMENT.c.message_id, ATTACHMENT.c.filename, ATTACHMENT.c.content_type,
+              ATTACHMENT.c.size)
+    .where(ATTACHMENT.c.message_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(ATTACHMENT.c.id)
+)  # fmt: skip
+_NAMES = sa.select(USER.c.id, USER.c.name).where(USER.c.id.in_(sa.bindparam("ids", expanding=True)))
+_MESSAGE = sa.select(MESSAGE).where(MESSAGE.c.id == sa.bindparam("mid"))
+
+
 def _files(session: Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
     if ids:
-        a = ATTACHMENT.c
-        for r in session.execute(
-            sa.select(a.message_id, a.filename, a.content_type, a.size)
-            .where(a.message_id.in_(ids))
-            .order_by(a.id)
-        ):
+        for r in session.execute(_FILES, {"ids": ids}):
             out.setdefault(r.message_id, []).append(
                 {"filename": r.filename, "content_type": r.content_type, "size": r.size}
             )
@@ -152,13 +159,14 @@ def _files(session: Connection, ids: list[int]) -> dict[int, list[dict[str, Any]
 def _names(session: Connection, user_ids: set[int]) -> dict[int, str]:
     if not user_ids:
         return {}
-    rows = session.execute(sa.select(USER.c.id, USER.c.name).where(USER.c.id.in_(user_ids)))
+    rows = session.execute(_NAMES, {"ids": sorted(user_ids)})
     return {int(r.id): (str(r.name).strip().split(" ", 1)[0] or "Agent") for r in rows}
 
 
 def visitor_message_of(session: Connection, message_id: int) -> dict[str, Any] | None:
     """One stored public chat message in the widget's shape."""
-    m = session.execute(sa.select(MESSAGE).where(MESSAGE.c.id == message_id)).first()
+    found = fetch(session, _MESSAGE, {"mid": message_id})
+    m = found[0] if found else None
     if m is None or m.direction not in _PUBLIC:
         return None
     names = _names(session, {m.author_user_id} if m.author_user_id else set())
