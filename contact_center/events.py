@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -120,18 +121,47 @@ def _decode(raw: str | bytes) -> tuple[str, list[EventRecord]]:
     return str(data.get("origin", "")), events
 
 
-def publish_sync(redis_url: str, channel: str, events: Sequence[EventRecord]) -> None:
-    """Publish from a process without an event loop (RQ workers, the CLI)."""
+_SYNC_CLIENTS: dict[str, Any] = {}  # redis URL -> client (its pool), per process
+_SYNC_LOCK = threading.Lock()
+
+
+def _sync_client(redis_url: str) -> Any:
     import redis
 
-    client = redis.Redis.from_url(redis_url)
-    try:
-        pipe = client.pipeline(transaction=False)
+    with _SYNC_LOCK:
+        client = _SYNC_CLIENTS.get(redis_url)
+        if client is None:
+            if len(_SYNC_CLIENTS) >= 8:  # tests start servers of their own: stay bounded
+                for old in _SYNC_CLIENTS.values():
+                    old.close()
+                _SYNC_CLIENTS.clear()
+            client = _SYNC_CLIENTS[redis_url] = redis.Redis.from_url(redis_url)
+        return client
+
+
+def publish_sync(redis_url: str, channel: str, events: Sequence[EventRecord]) -> None:
+    """Publish from a process without an event loop (RQ workers, the CLI).
+
+    The client is kept per process and URL: a worker publishes after each commit, twice or
+    more per job, and a new connection each time cost a connect and a handshake on both ends.
+    A connection that died (Redis restarted) is dropped and the publish sent once more.
+    """
+    import redis
+
+    for attempt in (1, 2):
+        pipe = _sync_client(redis_url).pipeline(transaction=False)
         for start in range(0, len(events), BATCH_MAX):
             pipe.publish(channel, _encode("sync", events[start : start + BATCH_MAX]))
-        pipe.execute()
-    finally:
-        client.close()
+        try:
+            pipe.execute()
+            return
+        except redis.ConnectionError:
+            if attempt == 2:
+                raise
+            with _SYNC_LOCK:
+                client = _SYNC_CLIENTS.pop(redis_url, None)
+            if client is not None:
+                client.close()
 
 
 class RedisBus(InProcessBus):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -116,3 +117,34 @@ async def test_redis_bus_sends_batches_and_reads_single_events_and_skips_garbage
     batches = [json.loads(m["data"]) for m in messages[4:]]
     assert [len(m["events"]) for m in batches] == [BATCH_MAX, BATCH_MAX, 600 - 2 * BATCH_MAX]
     assert caplog.text.count("undecodable event message skipped") == 2 * 2  # at a and at b
+
+
+@pytest.mark.redis
+def test_a_worker_publishes_on_one_connection_and_through_a_redis_restart(own_redis):
+    """``publish_sync`` (RQ workers publish each commit's events) keeps its client: one
+    connection for many commits, not one each, and a restarted Redis costs no event."""
+    import redis
+
+    channel = f"cc-test-{uuid.uuid4().hex}"
+
+    def published(count_from: int, n: int) -> list[int]:
+        watcher = redis.Redis.from_url(own_redis.url)
+        sub = watcher.pubsub(ignore_subscribe_messages=True)
+        sub.subscribe(channel)
+        assert sub.get_message(timeout=5) is None  # the subscription is in place
+        before = int(watcher.info("stats")["total_connections_received"])
+        for i in range(count_from, count_from + n):
+            publish_sync(own_redis.url, channel, [_ev(i)])
+        opened = int(watcher.info("stats")["total_connections_received"]) - before
+        ids = []
+        while len(ids) < n and (msg := sub.get_message(timeout=5)) is not None:
+            ids += [int(e["id"]) for e in json.loads(msg["data"])["events"]]
+        sub.close()
+        watcher.close()
+        assert opened <= 1, opened  # the first publish may connect; the rest reuse it
+        return ids
+
+    assert published(1, 5) == [1, 2, 3, 4, 5]
+    own_redis.stop()
+    own_redis.start()
+    assert published(6, 3) == [6, 7, 8]  # its old connection died with the server
