@@ -349,7 +349,13 @@ class RouterService:
             self._new_customers.add(int(p["id"]))
         elif kind in ("ticket.created", "ticket.updated"):
             await self._sync(p, created=kind == "ticket.created")
-        elif kind in ("ticket.solved", "ticket.closed", "ticket.reopened") and tid is not None:
+        elif kind in ("ticket.solved", "ticket.closed") and tid is not None:
+            # the ticket.updated before it (same transaction) has usually let it go; a ticket
+            # the router does not hold has nothing to let go, and a later change has its own
+            # event: no read
+            if self.router.state_of(tid) is not None:
+                await self._sync(await self.db.read(ticket_row, tid))
+        elif kind == "ticket.reopened" and tid is not None:
             await self._sync(await self.db.read(ticket_row, tid))
         elif kind == "message.created" and tid is not None:
             if self.router.state_of(tid) is None:  # e.g. a pending ticket the customer revived

@@ -273,3 +273,37 @@ async def test_resync_counts_only_what_it_fixed(client, world, monkeypatch):
     assert await world.svc.routing.resync() == 0
     assert router.state_of(waiting) is TicketState.WAITING
     assert router.state_of(offered) is TicketState.OFFERED
+
+
+async def test_solving_a_held_ticket_costs_the_router_no_read(client, world, monkeypatch):
+    """``ticket.updated`` (with the new status) lets it go; the ``ticket.solved`` after it
+    finds nothing to read for. A solve the router has not heard of still reads."""
+    from contact_center.db import EventRecord
+    from contact_center.routing_data import ticket_row
+
+    svc = world.svc
+    now = svc.db.clock()
+    await _available(client, world, "agent")
+    agent = world.users["agent"]["id"]
+    first = await _ticket(client, world, queue="billing")
+    svc.db.write_sync(routing_actions.accept_offer, first, agent)
+    second = await _ticket(client, world, queue="billing")
+    await _settle(world)
+    db, reads = svc.routing.db, []
+    read = db.read
+
+    async def counting(fn, *args, **kwargs):
+        if fn is ticket_row:
+            reads.append(args)
+        return await read(fn, *args, **kwargs)
+
+    monkeypatch.setattr(db, "read", counting)
+    status, _ = await patch_ticket(client, world, first, "agent", status="solved")
+    assert status == 200
+    await _settle(world)
+    assert reads == []
+    assert svc.routing.router.state_of(first) is None
+    # a solved event alone (no ticket.updated: as if that one was lost) is read and applied
+    assert svc.routing.router.state_of(second) is not None
+    await svc.routing.handle(EventRecord(10**9, "ticket.solved", second, {"id": second}, now))
+    assert reads == [(second,)]
