@@ -245,6 +245,20 @@ async def applied(db: Database, *consumers: Any, timeout: float = 5) -> None:
         await asyncio.wait_for(consumer.handled.wait(ids), timeout)
 
 
+def reads_of(monkeypatch: pytest.MonkeyPatch, db: Database, fn: Any) -> list[tuple[Any, ...]]:
+    """The arguments of every ``db.read(fn, ...)`` from now on (each read still runs)."""
+    calls: list[tuple[Any, ...]] = []
+    read = db.read
+
+    async def counting(f: Any, *args: Any, **kwargs: Any) -> Any:
+        if f is fn:
+            calls.append(args)
+        return await read(f, *args, **kwargs)
+
+    monkeypatch.setattr(db, "read", counting)
+    return calls
+
+
 def sql(db: Database, statement: str, **params: Any) -> list[Any]:
     """Rows of a read-only statement (on the read engine, so the writer is never held)."""
     with db.read_engine.connect() as conn:
@@ -260,6 +274,7 @@ __all__ = [
     "build_world",
     "count",
     "inbound",
+    "reads_of",
     "replace",
     "sql",
 ]

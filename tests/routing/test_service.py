@@ -10,7 +10,7 @@ from typing import Any
 
 from routing.core import TicketState
 from routing.service import RouterService, RoutingConfig
-from tests.conftest import applied, count, sql
+from tests.conftest import applied, count, reads_of, sql
 from tests.web._helpers import new_ticket, patch_ticket
 from tickets.actions import routing as routing_actions
 
@@ -289,15 +289,7 @@ async def test_solving_a_held_ticket_costs_the_router_no_read(client, world, mon
     svc.db.write_sync(routing_actions.accept_offer, first, agent)
     second = await _ticket(client, world, queue="billing")
     await _settle(world)
-    db, reads = svc.routing.db, []
-    read = db.read
-
-    async def counting(fn, *args, **kwargs):
-        if fn is ticket_row:
-            reads.append(args)
-        return await read(fn, *args, **kwargs)
-
-    monkeypatch.setattr(db, "read", counting)
+    reads = reads_of(monkeypatch, svc.routing.db, ticket_row)
     status, _ = await patch_ticket(client, world, first, "agent", status="solved")
     assert status == 200
     await _settle(world)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from contact_center.sla_service import SlaService
-from tests.conftest import count
+from tests.conftest import count, reads_of
 from tests.sla_service._helpers import (
     MS,
     contact,
@@ -234,15 +234,7 @@ async def test_opening_or_solving_a_running_ticket_needs_no_re_read(
         "ticket_id"
     ]
     await settle(svc)
-    db, reads = sla.timers.db, []
-    read = db.read
-
-    async def counting(fn, *args, **kwargs):
-        if fn is load_tickets:
-            reads.append(args)
-        return await read(fn, *args, **kwargs)
-
-    monkeypatch.setattr(db, "read", counting)
+    reads = reads_of(monkeypatch, sla.timers.db, load_tickets)
     clock.advance(minutes=10)
     await patch(client, world, opened, status="open")  # new -> open: deadlines stay
     await patch(client, world, solved, status="solved")  # ended: every timer goes
