@@ -10,6 +10,10 @@ error of the implicit-TLS tests). This controller aborts every connection in its
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import warnings
+from collections.abc import Iterator
 from typing import Any, cast
 
 from aiosmtpd.controller import Controller
@@ -60,3 +64,15 @@ class ClosingController(Controller):
             closing = asyncio.run_coroutine_threadsafe(self._abort_sessions(), self.loop)
             closing.result(STOP_TIMEOUT)
         super().stop(no_assert)
+
+
+@contextlib.contextmanager
+def resource_warnings() -> Iterator[list[str]]:
+    """The ``ResourceWarning`` messages (unclosed sockets and transports) of what the block
+    left behind, after a garbage collection at its end; the list fills when the block ends."""
+    found: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield found
+        gc.collect()
+    found.extend(str(w.message) for w in caught if issubclass(w.category, ResourceWarning))

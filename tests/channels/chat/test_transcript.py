@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from email import message_from_bytes, policy
 from typing import Any
 
 import pytest
 
+from contact_center.loopback import free_port
 from tests.channels.chat._visitors import Visitor, cid
 from tests.conftest import count
 from tests.smtp_server import ClosingController
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Sink:
@@ -36,7 +30,7 @@ class Sink:
 @pytest.fixture
 async def sink():
     s = Sink(asyncio.get_running_loop())
-    s.port = _free_port()
+    s.port = free_port()
     controller = ClosingController(s, hostname="127.0.0.1", port=s.port)
     controller.start()
     yield s

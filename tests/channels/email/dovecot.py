@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from contact_center.loopback import free_port  # (re-exported: the tests take it from here)
+
 __all__ = ["PASSWORD", "Dovecot", "free_port"]
 
 PASSWORD = "secret"  # every user's password (static passdb)
@@ -66,13 +68,6 @@ protocol imap {{
   mail_max_userip_connections = 200
 }}
 """
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Dovecot:

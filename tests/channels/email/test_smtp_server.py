@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import gc
 import socket
 import ssl
-import warnings
 
 from aiosmtpd.controller import Controller
 
+from contact_center.loopback import free_port
 from tests.channels.email.conftest import TlsCert
-from tests.channels.email.dovecot import free_port
-from tests.smtp_server import ClosingController
+from tests.smtp_server import ClosingController, resource_warnings
 
 
 class _Handler:
@@ -32,11 +30,9 @@ def _unclosed_after_stop(controller_class: type[Controller], cert: TlsCert) -> l
         client_context.wrap_socket(raw, server_hostname="127.0.0.1") as client,
     ):
         assert client.recv(1024).startswith(b"220")  # the server has made the connection
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with resource_warnings() as left:
             server.stop()
-            gc.collect()
-    return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    return left
 
 
 def test_the_plain_controller_leaves_an_open_connection_unclosed(tls_cert):

@@ -7,8 +7,6 @@ trusts it through ``CC_SMTP_CA_FILE``. Verification is on unless switched off.
 from __future__ import annotations
 
 import asyncio
-import gc
-import warnings
 from dataclasses import replace
 from email import message_from_bytes, policy
 
@@ -24,6 +22,7 @@ from contact_center.jobs import JobContext
 from contact_center.settings import Settings
 from contact_center.tasks import deliver_message
 from tests.channels.email.conftest import SmtpSink, TlsCert, mail, running_sink
+from tests.smtp_server import resource_warnings
 from tickets.actions.messages import post_message
 from tickets.domain import Role
 from tickets.queries import Viewer
@@ -83,11 +82,9 @@ async def test_the_sender_closes_its_socket_even_if_the_relay_keeps_the_connecti
     server = {"tls_context": context} if mode == "starttls" else {"ssl_context": context}
     with running_sink(smtp_class=_QuitWithoutHangingUp, **server) as sink:
         sender = _sender(settings, sink, smtp_tls=mode, smtp_ca_file=str(tls_cert.cert))
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with resource_warnings() as left:
             await _send(sender)
-            gc.collect()
-        assert [str(m.message) for m in caught if issubclass(m.category, ResourceWarning)] == []
+        assert left == []
         assert len(sink.received) == 1
 
 
