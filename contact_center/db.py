@@ -129,7 +129,8 @@ class UnitOfWork:
     def flush_log(self) -> None:
         """Write pending events and audit rows (ids returned for events, in order).
 
-        PostgreSQL gets multi-row inserts; on SQLite, where a statement is a function call
+        On PostgreSQL each kind is one multi-row insert built once per row count and run on
+        the driver (:func:`_rows_insert`); on SQLite, where a statement is a function call
         rather than a round trip, one prebuilt insert per row on the driver is cheaper still.
         """
         from tickets.actions._statements import AUDIT_INSERT, EVENT_INSERT
@@ -140,7 +141,7 @@ class UnitOfWork:
             if per_row and _fast_plan(conn, EVENT_INSERT, self._events[0]) is not None:
                 ids = [fetch(conn, EVENT_INSERT, ev)[0][0] for ev in self._events]
             else:
-                ids = [row[0] for row in conn.execute(EVENT_INSERT, self._events).all()]
+                ids = _insert_rows(conn, EVENT_INSERT, self._events, returning=True)
             for event_id, ev in zip(ids, self._events, strict=True):
                 self.published.append(
                     EventRecord(
@@ -153,8 +154,36 @@ class UnitOfWork:
                 for row in self._audit:
                     fetch(conn, AUDIT_INSERT, row)
             else:
-                conn.execute(AUDIT_INSERT, self._audit)
+                _insert_rows(conn, AUDIT_INSERT, self._audit, returning=False)
             self._audit.clear()
+
+
+_ROWS_MAX = 16  # more rows in one unit of work (rare): SQLAlchemy's own multi-row insert
+
+
+@functools.lru_cache(maxsize=64)
+def _rows_insert(table: sa.Table, keys: tuple[str, ...], n: int, returning: bool) -> Any:
+    """``INSERT INTO table (keys) VALUES (…), … (n rows) [RETURNING id]``, parameters named
+    ``{key}_{row}``: built once per shape, so it takes the driver path of :func:`fetch`."""
+    rows = [{k: sa.bindparam(f"{k}_{i}", type_=table.c[k].type) for k in keys} for i in range(n)]
+    statement = sa.insert(table).values(rows)
+    return statement.returning(table.c.id) if returning else statement
+
+
+def _insert_rows(
+    conn: sa.Connection, prebuilt: Any, rows: list[dict[str, Any]], *, returning: bool
+) -> list[int]:
+    """Insert ``rows`` (each with the same keys) in one statement; with ``returning`` (which
+    ``prebuilt``, the one-row insert, must match) their new ids in row order, else []."""
+    keys = tuple(rows[0])
+    if len(rows) > _ROWS_MAX or any(tuple(r) != keys for r in rows):
+        result = conn.execute(prebuilt, rows)
+        return [row[0] for row in result.all()] if returning else []
+    params = {f"{k}_{i}": v for i, row in enumerate(rows) for k, v in row.items()}
+    out = fetch(conn, _rows_insert(prebuilt.table, keys, len(rows), returning), params)
+    # ids come from the table's sequence row by row, in the order of VALUES: sorted, they are
+    # the rows' ids in order whatever order RETURNING lists them in
+    return sorted(int(r[0]) for r in out)
 
 
 def insert_ignore(uow: UnitOfWork, table: sa.Table, values: dict[str, Any]) -> int | None:

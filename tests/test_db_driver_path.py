@@ -79,6 +79,22 @@ def test_driver_errors_come_as_sqlalchemy_errors_and_lose_nothing(table):
     assert stored == [("once", 1)]
 
 
+def _take_the_driver_path(db_url: str, statements: list, writes: list) -> None:
+    """Each of ``statements`` (reads and guarded updates) has a driver plan and finds nothing
+    with these ids; each of ``writes`` has a plan (not run)."""
+    engine = sa.create_engine(normalise_url(db_url))
+    try:
+        with engine.begin() as conn:
+            for statement, params in statements:
+                assert _fast_plan(conn, statement, params) is not None, statement
+                assert fetch(conn, statement, params) == []  # nothing with these ids yet
+            for statement, params in writes:
+                assert _fast_plan(conn, statement, params) is not None, statement
+            conn.rollback()
+    finally:
+        engine.dispose()
+
+
 def test_the_offers_and_accepts_statements_take_the_driver_path(db_url: str):
     """Making and accepting an offer runs prebuilt statements on the driver on both engines;
     none of them falls back to ``execute`` (which would still be right, only slower)."""
@@ -95,13 +111,75 @@ def test_the_offers_and_accepts_statements_take_the_driver_path(db_url: str):
         for opens in (False, True)
         for answers in (False, True)
     ]
-    engine = sa.create_engine(normalise_url(db_url))
+    insert = {"ticket_id": 1, "agent_id": 2, "created_at": now, "expires_at": now}
+    _take_the_driver_path(db_url, statements, [(routing._OFFER_INSERT, insert)])
+
+
+def test_the_statements_of_a_reply_an_update_and_a_delivery_take_the_driver_path(db_url: str):
+    """The statements built once for a ticket read, a token check, a reply, a solve and a
+    delivery job run on the driver on both engines (execute would be right, only slower)."""
+    from contact_center import auth
+    from contact_center.db import _rows_insert
+    from tickets import queries
+    from tickets.actions import messages, routing, tickets
+    from tickets.actions._common import EVENT
+
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    statements = [
+        (queries._TICKET_IN_SCOPE["all", False], {"tid": 1}),
+        (queries._TICKET_IN_SCOPE["mine", True], {"tid": 1, "scope_user": 2}),
+        (queries._TICKET_IN_SCOPE["team", False], {"tid": 1, "scope_user": 2, "scope_team": 3}),
+        (auth._USER, {"uid": 1}),
+        (auth._QUEUES_OF, {"uid": 1}),
+        (messages._BY_CLIENT_KEY, {"tid": 1, "key": "k"}),
+        (messages._MESSAGE, {"mid": 1}),
+        (messages._DELIVERY_OF, {"mid": 1}),
+        (messages._TICKET, {"tid": 1}),
+        (messages._HANDLE, {"cid": 1, "kind": "email"}),
+        (messages._REFS, {"tid": 1}),
+        (messages._TAKE, {"mid": 1, "was": "queued", "until": now}),
+        (messages._TAKE_LEASED, {"mid": 1, "was": "sending", "lease": now, "until": now}),
+        (routing._CANCEL, {"tid": 1, "now": now}),
+        (tickets._USER, {"uid": 1}),
+    ]
+    keys = ("type", "ticket_id", "payload", "created_at")  # three events of a unit of work
+    rows = {
+        f"{k}_{i}": v for i in range(3) for k, v in zip(keys, ("t", None, {}, now), strict=True)
+    }
+    _take_the_driver_path(db_url, statements, [(_rows_insert(EVENT, keys, 3, True), rows)])
+
+
+@pytest.mark.parametrize("events", [1, 3, 16, 17])
+def test_a_unit_of_works_events_get_their_own_ids_in_order(db_url: str, events: int):
+    """Events and audit rows go in as one multi-row insert each (the driver path, up to 16
+    rows; SQLAlchemy's beyond); each published event carries the id of its own stored row."""
+    from contact_center.db import SYSTEM, Database
+    from tickets.actions._common import AUDIT, EVENT
+
+    db = Database(db_url, pool_size=1)
     try:
-        with engine.begin() as conn:
-            for statement, params in statements:
-                assert _fast_plan(conn, statement, params) is not None, statement
-                assert fetch(conn, statement, params) == []  # nothing with these ids yet
-            insert = {"ticket_id": 1, "agent_id": 2, "created_at": now, "expires_at": now}
-            assert _fast_plan(conn, routing._OFFER_INSERT, insert) is not None
+
+        def work(uow):
+            for i in range(events):
+                uow.emit(f"test.e{i}", {"n": i, "text": "中文"}, ticket_id=i)
+                uow.audit(SYSTEM, f"test.a{i}", "ticket", i, {"n": i})
+            return uow.published
+
+        published = db.write_sync(work)
+        assert [e.type for e in published] == [f"test.e{i}" for i in range(events)]
+        ids = [e.id for e in published]
+        assert ids == sorted(ids) and len(set(ids)) == events
+        with db.engine.connect() as conn:
+            ev = EVENT.c
+            stored = {
+                r.id: (r.type, r.ticket_id, r.payload)
+                for r in conn.execute(sa.select(ev.id, ev.type, ev.ticket_id, ev.payload))
+            }
+            audits = conn.execute(
+                sa.select(AUDIT.c.action, AUDIT.c.target_id).order_by(AUDIT.c.id)
+            ).all()
+        for e in published:
+            assert stored[e.id] == (e.type, e.ticket_id, e.payload)
+        assert [tuple(a) for a in audits] == [(f"test.a{i}", i) for i in range(events)]
     finally:
-        engine.dispose()
+        db.close()
