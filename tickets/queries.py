@@ -54,21 +54,56 @@ class Viewer:
     queue_ids: frozenset[int] = field(default_factory=frozenset)
 
 
-def ticket_scope(viewer: Viewer) -> sa.ColumnElement[bool]:
-    """The WHERE clause of tickets this viewer may see."""
-    if viewer.role is Role.ADMIN:
+# The four shapes a viewer's scope takes; the rules live here once. ticket_scope fills in the
+# viewer's values, get_ticket runs statements built once per shape with them as parameters.
+_b = sa.bindparam
+_SHAPES = ("all", "mine", "team", "queues")
+
+
+def _shape_clause(shape: str, user: Any, team: Any, queues: Any) -> sa.ColumnElement[bool]:
+    if shape == "all":
         return sa.true()
-    mine = TICKET.c.assignee_id == viewer.user_id
+    mine: sa.ColumnElement[bool] = TICKET.c.assignee_id == user
+    if shape == "mine":
+        return mine
+    if shape == "team":
+        return sa.or_(mine, TICKET.c.team_id == team)
+    return sa.or_(mine, sa.and_(TICKET.c.assignee_id.is_(None), TICKET.c.queue_id.in_(queues)))
+
+
+_SCOPES = {
+    shape: _shape_clause(
+        shape, _b("scope_user"), _b("scope_team"), _b("scope_queues", expanding=True)
+    )
+    for shape in _SHAPES
+}
+_IN_SCOPE = {shape: sa.select(TICKET).where(TICKET.c.id == _b("tid"), clause)
+             for shape, clause in _SCOPES.items()}  # fmt: skip
+_TICKET_IN_SCOPE = {
+    (shape, lock): q.with_for_update() if lock else q
+    for shape, q in _IN_SCOPE.items()
+    for lock in (False, True)
+}
+
+
+def _scope_shape(viewer: Viewer) -> tuple[str, dict[str, Any]]:
+    """Which of ``_SCOPES`` is :func:`ticket_scope` for ``viewer``, and its parameters."""
+    if viewer.role is Role.ADMIN:
+        return "all", {}
+    mine = {"scope_user": viewer.user_id}
     if viewer.role is Role.SUPERVISOR:
         if viewer.team_id is None:
-            return mine
-        return sa.or_(mine, TICKET.c.team_id == viewer.team_id)
+            return "mine", mine
+        return "team", {**mine, "scope_team": viewer.team_id}
     if not viewer.queue_ids:
-        return mine
-    return sa.or_(
-        mine,
-        sa.and_(TICKET.c.assignee_id.is_(None), TICKET.c.queue_id.in_(sorted(viewer.queue_ids))),
-    )
+        return "mine", mine
+    return "queues", {**mine, "scope_queues": sorted(viewer.queue_ids)}
+
+
+def ticket_scope(viewer: Viewer) -> sa.ColumnElement[bool]:
+    """The WHERE clause of tickets this viewer may see (its shape with the viewer's values)."""
+    shape, p = _scope_shape(viewer)
+    return _shape_clause(shape, p.get("scope_user"), p.get("scope_team"), p.get("scope_queues"))
 
 
 def customer_scope(viewer: Viewer) -> sa.ColumnElement[bool]:
@@ -137,46 +172,6 @@ def list_tickets(
     more = len(rows) > limit
     rows = rows[:limit]
     return [ticket_summary(r) for r in rows], (rows[-1].id if more and rows else None)
-
-
-# :func:`ticket_scope`'s four shapes with their values as parameters, for statements built once
-_b = sa.bindparam
-_MINE = TICKET.c.assignee_id == _b("scope_user")
-_SCOPES: dict[str, sa.ColumnElement[bool]] = {
-    "all": sa.true(),
-    "mine": _MINE,
-    "team": sa.or_(_MINE, TICKET.c.team_id == _b("scope_team")),
-    "queues": sa.or_(
-        _MINE,
-        sa.and_(
-            TICKET.c.assignee_id.is_(None),
-            TICKET.c.queue_id.in_(_b("scope_queues", expanding=True)),
-        ),
-    ),
-}
-_TICKET_IN_SCOPE = {
-    (shape, lock): (
-        sa.select(TICKET).where(TICKET.c.id == _b("tid"), clause).with_for_update()
-        if lock
-        else sa.select(TICKET).where(TICKET.c.id == _b("tid"), clause)
-    )
-    for shape, clause in _SCOPES.items()
-    for lock in (False, True)
-}
-
-
-def _scope_shape(viewer: Viewer) -> tuple[str, dict[str, Any]]:
-    """Which of ``_SCOPES`` is :func:`ticket_scope` for ``viewer``, and its parameters."""
-    if viewer.role is Role.ADMIN:
-        return "all", {}
-    mine = {"scope_user": viewer.user_id}
-    if viewer.role is Role.SUPERVISOR:
-        if viewer.team_id is None:
-            return "mine", mine
-        return "team", {**mine, "scope_team": viewer.team_id}
-    if not viewer.queue_ids:
-        return "mine", mine
-    return "queues", {**mine, "scope_queues": sorted(viewer.queue_ids)}
 
 
 def get_ticket(session: Connection, viewer: Viewer, ticket_id: int, *, lock: bool = False) -> Any:

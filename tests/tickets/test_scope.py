@@ -1,5 +1,7 @@
-"""``get_ticket`` (statements built once per scope shape) finds exactly the tickets that
-``ticket_scope`` admits, for every kind of viewer, locked or not."""
+"""``get_ticket`` (statements built once per scope shape) and ``ticket_scope`` admit exactly
+the tickets the rules of ``tickets/queries.py`` give, for every kind of viewer, locked or not:
+an admin every ticket, a supervisor their team's and their own, an agent their own and the
+unassigned ones of their queues."""
 
 from __future__ import annotations
 
@@ -41,9 +43,19 @@ def tickets(services, world):
         change: dict[str, object] = {"queue_id": q[queue]}
         if assignee is not None:
             change["assignee_id"] = assignee
-        db.write_sync(update_ticket, ADMIN, tid, change)
-        ids.append(tid)
+        row = db.write_sync(update_ticket, ADMIN, tid, change)
+        ids.append((tid, row["queue_id"], row["team_id"], row["assignee_id"]))
     return ids
+
+
+def _by_the_rules(viewer: Viewer, team_id, queue_id, assignee_id) -> bool:
+    if viewer.role is Role.ADMIN:
+        return True
+    if assignee_id == viewer.user_id:
+        return True
+    if viewer.role is Role.SUPERVISOR:
+        return viewer.team_id is not None and team_id == viewer.team_id
+    return assignee_id is None and queue_id in viewer.queue_ids
 
 
 def _viewers(world) -> dict[str, Viewer]:
@@ -67,6 +79,8 @@ def _viewers(world) -> dict[str, Viewer]:
 @pytest.mark.parametrize("lock", [False, True])
 def test_get_ticket_sees_what_the_scope_admits(services, world, tickets, lock):
     db = services.db
+    facts = {tid: (team, queue, assignee) for tid, queue, team, assignee in tickets}
+    tickets = list(facts)
     for name, viewer in _viewers(world).items():
         admitted = set(
             db.read_sync(
@@ -89,5 +103,6 @@ def test_get_ticket_sees_what_the_scope_admits(services, world, tickets, lock):
 
         seen = db.write_sync(lambda uow: found(uow.session)) if lock else db.read_sync(found)
         assert seen == admitted & set(tickets), name
+        assert seen == {t for t in tickets if _by_the_rules(viewer, *facts[t])}, name
         assert len(seen) > 0 or name == "agent of no queue", name  # the cases are not empty
         assert len(seen) < len(tickets) or name == "admin", name
