@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from contact_center.db import fetch
 from tickets.actions._common import (
     EVENT,
     OFFER,
@@ -23,6 +24,7 @@ from tickets.actions._common import (
     USER,
     ticket_summary,
 )
+from tickets.actions._statements import TICKET_BY_ID
 from tickets.actions.routing import ROUTABLE
 from tickets.domain import DEFAULT_CAPACITY, OfferOutcome, TicketStatus
 
@@ -128,8 +130,8 @@ def agent_row(session: Connection, user_id: int) -> AgentRow | None:
 
 def ticket_row(session: Connection, ticket_id: int) -> dict[str, Any] | None:
     """A ticket's summary as stored now (None if it does not exist)."""
-    row = session.execute(sa.select(TICKET).where(TICKET.c.id == ticket_id)).first()
-    return None if row is None else ticket_summary(row)
+    rows = fetch(session, TICKET_BY_ID, {"tid": ticket_id})
+    return ticket_summary(rows[0]) if rows else None
 
 
 def _summaries(session: Connection, ids: list[int]) -> dict[int, dict[str, Any]]:

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from contact_center.db import _fast_plan, fetch, normalise_url
+from tickets.actions._statements import MESSAGE_BY_ID, TICKET_BY_ID
 
 
 @pytest.fixture
@@ -102,7 +103,7 @@ def test_the_offers_and_accepts_statements_take_the_driver_path(db_url: str):
 
     now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     statements = [
-        (routing._TICKET, {"tid": 1}),
+        (TICKET_BY_ID, {"tid": 1}),
         (routing._TICKET_LOCKED, {"tid": 1}),
         (routing._OPEN_OFFER, {"tid": 1, "aid": 2}),
         (routing._DECIDE, {"oid": 3, "outcome": "accepted", "now": now}),
@@ -132,9 +133,8 @@ def test_the_statements_of_a_reply_an_update_and_a_delivery_take_the_driver_path
         (auth._USER, {"uid": 1}),
         (auth._QUEUES_OF, {"uid": 1}),
         (messages._BY_CLIENT_KEY, {"tid": 1, "key": "k"}),
-        (messages._MESSAGE, {"mid": 1}),
+        (MESSAGE_BY_ID, {"mid": 1}),
         (messages._DELIVERY_OF, {"mid": 1}),
-        (messages._TICKET, {"tid": 1}),
         (messages._HANDLE, {"cid": 1, "kind": "email"}),
         (messages._REFS, {"tid": 1}),
         (messages._TAKE, {"mid": 1, "was": "queued", "until": now}),

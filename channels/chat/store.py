@@ -24,6 +24,7 @@ from tickets.actions._common import (
     TICKET,
     USER,
 )
+from tickets.actions._statements import MESSAGE_BY_ID
 from tickets.domain import Channel, Direction, HandleKind, Presence, TicketStatus
 
 __all__ = [
@@ -143,7 +144,6 @@ _FILES = (
     .order_by(ATTACHMENT.c.id)
 )  # fmt: skip
 _NAMES = sa.select(USER.c.id, USER.c.name).where(USER.c.id.in_(sa.bindparam("ids", expanding=True)))
-_MESSAGE = sa.select(MESSAGE).where(MESSAGE.c.id == sa.bindparam("mid"))
 
 
 def _files(session: Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
@@ -165,7 +165,7 @@ def _names(session: Connection, user_ids: set[int]) -> dict[int, str]:
 
 def visitor_message_of(session: Connection, message_id: int) -> dict[str, Any] | None:
     """One stored public chat message in the widget's shape."""
-    found = fetch(session, _MESSAGE, {"mid": message_id})
+    found = fetch(session, MESSAGE_BY_ID, {"mid": message_id})
     m = found[0] if found else None
     if m is None or m.direction not in _PUBLIC:
         return None

@@ -30,11 +30,13 @@ __all__ = [
     "EVENT_INSERT",
     "EXISTING_MESSAGE",
     "HANDLE_OWNER",
+    "MESSAGE_BY_ID",
     "OPEN_TICKET",
     "QUEUE_BY_NAME",
     "SLA_BY_ID",
     "SOLVED_TICKET",
     "TICKET_BY_HINT",
+    "TICKET_BY_ID",
     "TICKET_INSERT",
     "TICKET_TOUCH",
     "TICKET_TOUCH_REOPEN",
@@ -104,6 +106,8 @@ TICKET_TOUCH_REOPEN = (
     )
     .returning(*_TOUCHED)
 )
+TICKET_BY_ID = sa.select(TICKET).where(TICKET.c.id == _b("tid"))
+MESSAGE_BY_ID = sa.select(MESSAGE).where(MESSAGE.c.id == _b("mid"))
 QUEUE_BY_NAME = sa.select(QUEUE).where(QUEUE.c.name == _b("name"))
 SLA_BY_ID = sa.select(SLA).where(SLA.c.id == _b("id"))
 ATTACHMENT_INSERT = sa.insert(ATTACHMENT).returning(ATTACHMENT.c.id)

@@ -14,6 +14,7 @@ from channels.base import OutboundMessage
 from contact_center.db import Actor, UnitOfWork
 from contact_center.errors import Conflict, NotFound, PayloadTooLarge, ValidationError
 from tickets.actions._common import ATTACHMENT, HANDLE, MESSAGE, TICKET, message_summary
+from tickets.actions._statements import MESSAGE_BY_ID, TICKET_BY_ID
 from tickets.actions.ingest import IngestPolicy
 from tickets.blobs import BlobStore
 from tickets.contact import InboundAttachment
@@ -60,11 +61,9 @@ _MESSAGE_INSERT = sa.insert(MESSAGE).returning(MESSAGE.c.id)
 _TICKET_UPDATE = sa.update(TICKET).where(TICKET.c.id == sa.bindparam("tid"))
 _MESSAGE_UPDATE = sa.update(MESSAGE).where(MESSAGE.c.id == sa.bindparam("mid"))
 # a delivery job's reads, and taking the message to send it
-_MESSAGE = sa.select(MESSAGE).where(MESSAGE.c.id == sa.bindparam("mid"))
 _DELIVERY_OF = sa.select(MESSAGE.c.delivery_status, MESSAGE.c.ticket_id).where(
     MESSAGE.c.id == sa.bindparam("mid")
 )
-_TICKET = sa.select(TICKET).where(TICKET.c.id == sa.bindparam("tid"))
 _HANDLE = (
     sa.select(HANDLE.c.value, HANDLE.c.undeliverable)
     .where(HANDLE.c.customer_id == sa.bindparam("cid"), HANDLE.c.kind == sa.bindparam("kind"))
@@ -246,7 +245,7 @@ def begin_delivery(
     The files are read from ``blobs``. One missing from the store can never be sent: the
     message is marked ``failed`` with the file named, and None is returned.
     """
-    found = uow.fetch(_MESSAGE, {"mid": message_id})
+    found = uow.fetch(MESSAGE_BY_ID, {"mid": message_id})
     if not found:
         raise NotFound(f"message {message_id} not found")
     msg = found[0]
@@ -255,7 +254,7 @@ def begin_delivery(
     lease = msg.delivery_lease_until
     if msg.delivery_status == DeliveryStatus.SENDING and lease is not None and lease > uow.now:
         return None  # another worker is sending it right now
-    (ticket,) = uow.fetch(_TICKET, {"tid": msg.ticket_id})
+    (ticket,) = uow.fetch(TICKET_BY_ID, {"tid": msg.ticket_id})
     kind = _HANDLE_FOR_CHANNEL.get(msg.channel, HandleKind.EXTERNAL)
     handles = uow.fetch(_HANDLE, {"cid": ticket.customer_id, "kind": kind.value})
     to = handles[0] if handles else None

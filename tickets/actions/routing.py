@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from contact_center.db import SYSTEM, Actor, UnitOfWork
 from contact_center.errors import Conflict
 from tickets.actions._common import OFFER, TICKET, USER, ticket_summary
+from tickets.actions._statements import TICKET_BY_ID
 from tickets.domain import LIVE_CHANNELS, Channel, OfferOutcome, Presence, TicketStatus
 
 __all__ = [
@@ -78,7 +79,6 @@ def _offer_event(row: Any, **extra: Any) -> dict[str, Any]:
 
 # Built once (see tickets/actions/_statements.py): every offer and accept runs these.
 _b = sa.bindparam
-_TICKET = sa.select(TICKET).where(TICKET.c.id == _b("tid"))
 _OFFER_INSERT = sa.insert(OFFER).returning(OFFER)
 _OPEN_OFFER = sa.select(OFFER).where(
     OFFER.c.ticket_id == _b("tid"), OFFER.c.agent_id == _b("aid"), OFFER.c.outcome.is_(None)
@@ -121,7 +121,7 @@ def create_offers(uow: UnitOfWork, offers: Sequence[NewOffer]) -> list[int | Non
         return []
     ids = sorted({o.ticket_id for o in offers})
     found = (
-        uow.fetch(_TICKET, {"tid": ids[0]})  # the usual case: one prebuilt statement
+        uow.fetch(TICKET_BY_ID, {"tid": ids[0]})  # the usual case: one prebuilt statement
         if len(ids) == 1
         else uow.session.execute(sa.select(TICKET).where(TICKET.c.id.in_(ids))).all()
     )
