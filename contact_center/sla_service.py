@@ -166,8 +166,8 @@ class SlaService:
         if self._leading:  # a standby keeps no timers (it rebuilds them when it takes over)
             await self._rebuild_timers(now)
         board = LiveBoard(self.config.board, catalog)  # not shared yet: filled on the thread
-        await self.db.read(lambda s: board.replay(stream_ticket_rows(s, since), epoch(since)))
-        board.staff = await self.db.read(staff_since, since)
+        await self.db.stream(lambda s: board.replay(stream_ticket_rows(s, since), epoch(since)))
+        board.staff = await self.db.stream(staff_since, since)
         for p in await self.db.read(breaches_since, since):
             board.breached(epoch(p["_at"]), p.get("queue_id"), p.get("team_id"))
         self.board = board

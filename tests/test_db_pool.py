@@ -55,3 +55,27 @@ def test_a_checkout_sends_nothing_to_the_server(pg_db: Database) -> None:
     pg_db.read_sync(lambda c: c.execute(sa.text("select 2")).scalar_one())
     assert seen == ["select 1", "select 2"]
     assert pg_db.engine.pool._pre_ping is False  # the ping would go around this event
+
+
+def _status(conn: sa.Connection) -> str:
+    conn.execute(sa.text("select 1")).scalar_one()
+    return conn.connection.dbapi_connection.info.transaction_status.name  # type: ignore[union-attr]
+
+
+def test_a_read_sends_no_begin_or_commit_and_a_write_still_does(pg_db: Database) -> None:
+    """Reads run in autocommit (each statement its own snapshot, as at READ COMMITTED inside a
+    transaction); a write on the same pooled connection afterwards is one transaction again."""
+    assert pg_db.read_sync(_status) == "IDLE"  # no transaction open after the statement
+    assert pg_db.write_sync(lambda uow: _status(uow.session)) == "INTRANS"
+    assert pg_db.read_sync(_status) == "IDLE"
+    # a temporary table: the pooled connection's own (pool_size=1), gone when it closes, and
+    # never in the session's shared database that other tests compare with the migrations
+    pg_db.write_sync(lambda uow: uow.session.execute(sa.text("create temp table t_rb (n int)")))
+    with pytest.raises(RuntimeError):
+        pg_db.write_sync(lambda uow: (uow.session.execute(sa.text("insert into t_rb values (1)")),
+                                      _raise()))  # fmt: skip
+    assert pg_db.read_sync(lambda c: c.execute(sa.text("select count(*) from t_rb")).scalar()) == 0
+
+
+def _raise() -> None:
+    raise RuntimeError("the unit of work fails after its insert")
