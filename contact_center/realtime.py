@@ -31,11 +31,19 @@ __all__ = [
     "allowed_origins",
     "attach_socketio",
     "authenticate_environ",
+    "has_local",
 ]
 
 log = logging.getLogger(__name__)
 
 SIO: web.AppKey[socketio.AsyncServer] = web.AppKey("sio")
+
+
+def has_local(server: socketio.AsyncServer, namespace: str, room: str) -> bool:
+    """Whether a socket of this process is in ``room`` (scaled out, the other web processes
+    hold the rest). Check before an ``ignore_queue`` emit: python-socketio builds and encodes
+    the packet before it looks for the room's sockets, also when there are none."""
+    return bool(server.manager.rooms.get(namespace, {}).get(room))
 
 
 def allowed_origins(settings: Settings) -> list[str]:

@@ -26,6 +26,7 @@ from contact_center.clientaddr import Networks
 from contact_center.db import EventRecord
 from contact_center.errors import ServiceDeskError
 from contact_center.keys import Services
+from contact_center.realtime import has_local
 from contact_center.sla_wait import QueueWait
 
 __all__ = ["LANGS", "ChatLive", "customer_room", "visitor_room"]
@@ -104,7 +105,7 @@ class ChatLive(socketio.AsyncNamespace):  # type: ignore[misc]
     # -- helpers ---------------------------------------------------------------------------------
 
     def _local(self, room: str) -> bool:
-        return any(True for _ in self.server.manager.get_participants(self.namespace, room))
+        return has_local(self.server, self.namespace, room)
 
     @staticmethod
     def _now() -> float:

@@ -253,3 +253,38 @@ async def test_revoked_user_is_disconnected(server, world, services, agents):
             break
         await asyncio.sleep(0.02)
     assert not me.client.connected
+
+
+async def test_an_event_for_an_agent_with_no_socket_here_is_not_encoded(
+    server, world, agents, monkeypatch
+):
+    """Scaled out, every web process hears every event but holds only some agents' sockets:
+    an offer for an agent connected elsewhere costs no packet here; one for an agent
+    connected here is encoded once and arrives."""
+    from datetime import UTC, datetime
+
+    import socketio
+
+    from contact_center.db import EventRecord
+    from contact_center.realtime import SIO
+
+    encoded: list[Any] = []
+    real = socketio.packet.Packet.encode
+    monkeypatch.setattr(socketio.packet.Packet, "encode",
+                        lambda self: encoded.append(self.data) or real(self))  # fmt: skip
+    ns = server.app[SIO].namespace_handlers["/agent"]
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def offer(agent_id: int, ticket_id: int) -> EventRecord:
+        return EventRecord(10**9 + ticket_id, "offer.created", ticket_id, {
+            "agent_id": agent_id, "offer_id": ticket_id, "ticket_id": ticket_id,
+            "ticket": {"id": ticket_id}, "created_at": now.isoformat(),
+            "expires_at": now.isoformat()}, now)  # fmt: skip
+
+    await ns.on_bus_event(offer(world.users["supervisor"]["id"], 7001))  # no console open
+    assert encoded == []
+    assert ns.last_sent[world.users["supervisor"]["id"]] == 10**9 + 7001  # still recorded
+    await ns.on_bus_event(offer(world.users["agent"]["id"], 7002))
+    assert [d[0] for d in encoded] == ["offer"]
+    got = await agents["agent"].wait_for("offer", lambda d: d["ticket_id"] == 7002)
+    assert got["event_id"] == 10**9 + 7002
