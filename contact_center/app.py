@@ -186,9 +186,13 @@ def _count_events(svc: Services) -> Callable[[EventRecord], Awaitable[None]]:
     have already expired."""
     warned: list[datetime] = []
     limit = timedelta(seconds=svc.settings.routing_offer_timeout_live_seconds)
+    by_type: dict[str, Any] = {}  # the counter's child per type (``labels`` locks and checks)
 
     async def count(ev: EventRecord) -> None:
-        svc.metrics.events.labels(ev.type).inc()
+        child = by_type.get(ev.type)
+        if child is None:
+            child = by_type[ev.type] = svc.metrics.events.labels(ev.type)
+        child.inc()
         now = svc.db.clock()
         lag = now - ev.created_at
         svc.metrics.event_lag.observe(max(0.0, lag.total_seconds()))

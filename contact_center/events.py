@@ -172,6 +172,8 @@ class RedisBus(InProcessBus):
         self._url = redis_url
         self._channel = channel
         self._origin = uuid.uuid4().hex
+        # how _encode starts this process's own messages: they are skipped undecoded
+        self._own = ('{"origin":"' + self._origin + '"').encode()
         self._outbox: asyncio.Queue[EventRecord | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
@@ -219,7 +221,7 @@ class RedisBus(InProcessBus):
                     await pubsub.subscribe(self._channel)
                     self._ready.set()
                     async for msg in pubsub.listen():
-                        if msg.get("type") != "message":
+                        if msg.get("type") != "message" or msg["data"].startswith(self._own):
                             continue
                         try:
                             origin, events = _decode(msg["data"])

@@ -59,7 +59,12 @@ async def test_a_failing_subscriber_does_not_stop_the_others(caplog):
 
 
 @pytest.mark.redis
-async def test_redis_bus_shares_events_between_processes_and_workers():
+async def test_redis_bus_shares_events_between_processes_and_workers(monkeypatch):
+    from contact_center import events
+
+    decoded: list[str] = []
+    real = events._decode
+    monkeypatch.setattr(events, "_decode", lambda raw: decoded.append(raw) or real(raw))
     channel = f"cc-test-{uuid.uuid4().hex}"
     a, b = RedisBus(REDIS_URL, channel), RedisBus(REDIS_URL, channel)
     got_a, got_b = Collector(3), Collector(3)
@@ -76,6 +81,8 @@ async def test_redis_bus_shares_events_between_processes_and_workers():
     await b.stop()
     assert sorted(e.id for e in got_b.items) == [1, 2, 3]
     assert sorted(e.id for e in got_a.items) == [1, 2, 3]  # own event 1 once, not echoed back
+    # each bus decodes the other's message and the worker's, never its own (3 sent, 2 buses)
+    assert len(decoded) == 4
     first = next(e for e in got_b.items if e.id == 1)
     assert first.payload == {"n": 1, "text": "中文"}
     assert first.created_at == datetime(2026, 1, 1, tzinfo=UTC)
