@@ -125,9 +125,12 @@ class SlaService:
         now = epoch(self.now())
         return queue_wait(self.board, now, queue_id, ticket_id=ticket_id, channel=channel)
 
-    def queue_line(self, queue_id: int, channel: str) -> list[QueueWait]:
-        """:meth:`queue_wait` for every contact in the line at once (one pass over it)."""
-        return queue_line(self.board, epoch(self.now()), queue_id, channel)
+    def queue_line(
+        self, queue_id: int, channel: str, only: Callable[[int], bool] | None = None
+    ) -> list[QueueWait]:
+        """:meth:`queue_wait` for every contact in the line at once (one pass over it);
+        ``only``: for the tickets it accepts (:func:`contact_center.sla_wait.queue_line`)."""
+        return queue_line(self.board, epoch(self.now()), queue_id, channel, only)
 
     # -- life cycle ---------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ It ignores that the same agents also serve other queues: an estimate, not a prom
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -120,18 +121,29 @@ def queue_wait(
     return _Line(board, now, queue_id, channel, line).at(position, ticket_id)
 
 
-def queue_line(board: LiveBoard, now: float, queue_id: int, channel: str) -> list[QueueWait]:
+def queue_line(
+    board: LiveBoard,
+    now: float,
+    queue_id: int,
+    channel: str,
+    only: Callable[[int], bool] | None = None,
+) -> list[QueueWait]:
     """Every contact waiting in ``queue_id`` on ``channel``, in line order, with its place and
     expected wait: what :func:`queue_wait` gives each of them, computed once for the line
-    (the chat widget pushes this to every waiting visitor when the line moves)."""
+    (the chat widget pushes this to every waiting visitor when the line moves). ``only``:
+    just the tickets it accepts (places still count the whole line); the staffing figures, a
+    pass over every agent, are computed only when some contact is left."""
     if queue_id not in board.catalog.queues:
         raise NotFound(f"no queue {queue_id}")
     if channel not in _CHANNELS:
         raise ValidationError(f"unknown channel {channel!r}",
                               fields={"channel": f"one of {sorted(_CHANNELS)}"})  # fmt: skip
     line = board.waiting.line(queue_id, channel)
+    places = [(k, t) for k, t in enumerate(line, start=1) if only is None or only(t)]
+    if not places:
+        return []
     figures = _Line(board, now, queue_id, channel, line)
-    return [figures.at(k, ticket) for k, ticket in enumerate(line, start=1)]
+    return [figures.at(k, ticket) for k, ticket in places]
 
 
 class _Line:

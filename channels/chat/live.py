@@ -325,13 +325,18 @@ class ChatLive(socketio.AsyncNamespace):  # type: ignore[misc]
         with contextlib.suppress(TimeoutError):  # the board first takes in what we have seen
             async with asyncio.timeout(2):
                 await sla.wait_for_event(self._seen_event)
+
+        def here(ticket_id: int) -> bool:  # the visitor's socket is in this process
+            facts = self.facts.get(ticket_id)
+            return facts is not None and self._local(customer_room(facts.customer_id))
+
         try:
-            line = sla.queue_line(queue_id, "chat")  # the whole line in one pass
+            line = sla.queue_line(queue_id, "chat", only=here)  # the line in one pass
         except ServiceDeskError:  # a queue deleted meanwhile
             return
         for w in line:
             facts = self.facts.get(w.ticket_id) if w.ticket_id is not None else None
-            if facts is None or not self._local(customer_room(facts.customer_id)):
+            if facts is None:  # forgotten while an earlier visitor's push was sent
                 continue
             await self.emit("queue", self._entry(w), room=customer_room(facts.customer_id),
                             ignore_queue=True)  # fmt: skip

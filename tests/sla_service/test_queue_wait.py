@@ -51,7 +51,7 @@ async def _line(client, world, clock) -> dict[str, int]:
     return ids
 
 
-async def test_places_in_line_and_expected_waits(client, world, clock):
+async def test_places_in_line_and_expected_waits(client, world, clock, monkeypatch):
     ids = await _line(client, world, clock)
     sla, general = sla_of(world.svc), world.queues["general"]
 
@@ -86,6 +86,20 @@ async def test_places_in_line_and_expected_waits(client, world, clock):
     assert [w.ticket_id for w in line] == [ids["D"], ids["B"], ids["C"]]
     assert line == [sla.queue_wait(general, ticket_id=ids[n]) for n in "DBC"]
     assert sla.queue_line(general, "email") == []
+    # one visitor's entry (a web process pushes only to the visitors it holds): its own place
+    assert sla.queue_line(general, "chat", only=lambda t: t == ids["C"]) == [
+        sla.queue_wait(general, ticket_id=ids["C"])
+    ]
+    from contact_center import sla_wait
+
+    made: list[int] = []
+    real_line = sla_wait._Line
+    monkeypatch.setattr(sla_wait, "_Line", lambda *a: made.append(1) or real_line(*a))
+    assert sla.queue_line(general, "email") == []  # nobody waits: no pass over the agents
+    assert sla.queue_line(general, "chat", only=lambda t: False) == []
+    assert made == []
+    assert len(sla.queue_line(general, "chat")) == 3 and made == [1]
+    monkeypatch.undo()
 
     await patch(client, world, ids["D"], "supervisor", priority=1)  # D drops behind B and C
     await presence(client, world, "agent2", "away")
