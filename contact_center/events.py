@@ -164,6 +164,13 @@ def publish_sync(redis_url: str, channel: str, events: Sequence[EventRecord]) ->
                 client.close()
 
 
+def _stream_of(conn: Any) -> asyncio.StreamReader | None:
+    """The asyncio stream a redis-py connection reads from (a private attribute: None if a
+    redis-py release keeps it elsewhere)."""
+    stream = getattr(conn, "_reader", None)
+    return stream if isinstance(stream, asyncio.StreamReader) else None
+
+
 class RedisBus(InProcessBus):
     """Local fan-out at once, plus Redis pub/sub to and from other processes."""
 
@@ -217,20 +224,7 @@ class RedisBus(InProcessBus):
         while True:
             client = aredis.Redis.from_url(self._url)
             try:
-                async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(self._channel)
-                    self._ready.set()
-                    async for msg in pubsub.listen():
-                        if msg.get("type") != "message" or msg["data"].startswith(self._own):
-                            continue
-                        try:
-                            origin, events = _decode(msg["data"])
-                        except (ValueError, KeyError, TypeError) as err:
-                            log.warning("undecodable event message skipped: %s", err)
-                            continue
-                        if origin != self._origin:
-                            for ev in events:
-                                await self._dispatch(ev)
+                await self._subscribed(client)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -238,6 +232,58 @@ class RedisBus(InProcessBus):
                 await asyncio.sleep(1.0)
             finally:
                 await client.aclose()
+
+    async def _subscribed(self, client: Any) -> None:
+        """Read the channel's messages until the connection ends.
+
+        redis-py's ``PubSub.listen`` runs a dozen Python layers per message (every process
+        reads every message: a third of a standby leader's CPU). Here redis-py only connects
+        (URL, password, TLS) and the connection's stream is read in blocks, which hiredis's
+        C reader splits into replies; without that stream (another redis-py), ``listen``.
+        """
+        import hiredis
+
+        conn = await client.connection_pool.get_connection()
+        stream = _stream_of(conn)
+        if stream is None:
+            await client.connection_pool.release(conn)
+            async with client.pubsub() as pubsub:
+                await pubsub.subscribe(self._channel)
+                self._ready.set()
+                async for msg in pubsub.listen():
+                    if msg.get("type") == "message":
+                        await self._message(msg["data"])
+            return
+        try:
+            await conn.send_command("SUBSCRIBE", self._channel)
+            replies = hiredis.Reader()
+            while True:
+                block = await stream.read(1 << 16)
+                if not block:
+                    raise ConnectionError("redis closed the subscription")
+                replies.feed(block)
+                while (reply := replies.gets()) is not False:
+                    if isinstance(reply, Exception):  # an error reply (NOAUTH, ...)
+                        raise reply
+                    if isinstance(reply, list) and len(reply) == 3:
+                        if reply[0] == b"message":
+                            await self._message(reply[2])
+                        elif reply[0] == b"subscribe":
+                            self._ready.set()
+        finally:
+            await conn.disconnect()
+
+    async def _message(self, data: bytes) -> None:
+        if data.startswith(self._own):
+            return
+        try:
+            origin, events = _decode(data)
+        except (ValueError, KeyError, TypeError) as err:
+            log.warning("undecodable event message skipped: %s", err)
+            return
+        if origin != self._origin:
+            for ev in events:
+                await self._dispatch(ev)
 
     async def start(self) -> None:
         await super().start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -59,9 +60,13 @@ async def test_a_failing_subscriber_does_not_stop_the_others(caplog):
 
 
 @pytest.mark.redis
-async def test_redis_bus_shares_events_between_processes_and_workers(monkeypatch):
+@pytest.mark.parametrize("path", ["stream", "pubsub"])
+async def test_redis_bus_shares_events_between_processes_and_workers(monkeypatch, path):
+    """Also through redis-py's ``PubSub``, the path for a redis-py without the stream."""
     from contact_center import events
 
+    if path == "pubsub":
+        monkeypatch.setattr(events, "_stream_of", lambda conn: None)
     decoded: list[str] = []
     real = events._decode
     monkeypatch.setattr(events, "_decode", lambda raw: decoded.append(raw) or real(raw))
@@ -155,3 +160,54 @@ def test_a_worker_publishes_on_one_connection_and_through_a_redis_restart(own_re
     own_redis.stop()
     own_redis.start()
     assert published(6, 3) == [6, 7, 8]  # its old connection died with the server
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.redis
+async def test_the_bus_resubscribes_after_a_redis_restart_and_reports_refusals(
+    own_redis, caplog, monkeypatch
+):
+    """The subscription reads the connection's stream itself (not redis-py's ``PubSub``): a
+    restarted server, or one that refuses the subscription (an error reply), is reported and
+    subscribed to again."""
+    import redis
+    import redis.asyncio as aredis
+
+    def no_pubsub(*a: object, **k: object) -> None:
+        raise AssertionError("the bus took redis-py's PubSub path")
+
+    monkeypatch.setattr(aredis.Redis, "pubsub", no_pubsub)
+
+    channel = f"cc-test-{uuid.uuid4().hex}"
+    bus = RedisBus(own_redis.url, channel)
+    got = Collector(3)
+    bus.subscribe(got)
+    await bus.start()
+    await asyncio.to_thread(publish_sync, own_redis.url, channel, [_ev(1)])
+    await asyncio.wait_for(_until(lambda: len(got.items) == 1), 5)
+
+    admin = redis.Redis.from_url(own_redis.url)
+    bus._ready.clear()
+    admin.execute_command("ACL", "SETUSER", "default", "resetchannels")  # SUBSCRIBE: NOPERM
+    admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # the bus subscribes again
+    await asyncio.wait_for(_until(lambda: "NOPERM" in caplog.text), 10)
+    assert not bus._ready.is_set()
+    admin.execute_command("ACL", "SETUSER", "default", "allchannels")
+    await asyncio.wait_for(bus._ready.wait(), 10)  # subscribed again
+    await asyncio.to_thread(publish_sync, own_redis.url, channel, [_ev(2)])
+    await asyncio.wait_for(_until(lambda: len(got.items) == 2), 5)
+
+    bus._ready.clear()
+    own_redis.stop()
+    own_redis.start()
+    await asyncio.wait_for(bus._ready.wait(), 10)
+    await asyncio.to_thread(publish_sync, own_redis.url, channel, [_ev(3)])
+    await asyncio.wait_for(got.done.wait(), 5)
+    admin.close()
+    await bus.stop()
+    assert [e.id for e in got.items] == [1, 2, 3]
+    assert "redis subscription lost; reconnecting" in caplog.text
