@@ -178,10 +178,11 @@ class AgentNamespace(AuthedNamespace, Conversations):
         await self._to_agent(aid, "presence", ev,
                              {"presence": p["presence"], "reason": p.get("reason")})  # fmt: skip
         team = p.get("team_id")
-        if team is not None and has_local(self.server, self.namespace, team_room(int(team))):
+        room = None if team is None else team_room(int(team))
+        if room is not None and has_local(self.server, self.namespace, room):
             await self.emit("team.presence",
                             {"event_id": ev.id, "agent_id": aid, "presence": p["presence"]},
-                            room=team_room(int(team)), ignore_queue=True)  # fmt: skip
+                            room=room, ignore_queue=True)  # fmt: skip
 
     async def _disconnect_user(self, user_id: int) -> None:
         """A revoked or deactivated user's sockets are closed (they must log in again)."""
