@@ -259,6 +259,23 @@ def reads_of(monkeypatch: pytest.MonkeyPatch, db: Database, fn: Any) -> list[tup
     return calls
 
 
+def wait_until_blocked(db_url: str, worker: Any) -> None:
+    """Return once a backend of this PostgreSQL database waits for a lock (or ``worker``, a
+    thread, has ended): the second of two racing transactions is then queued behind the
+    first."""
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as watch:
+        while (
+            worker.is_alive()
+            and not watch.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname ="
+                " current_database()"
+            ).fetchall()
+        ):
+            watch.execute("SELECT pg_sleep(0.01)")
+
+
 def sql(db: Database, statement: str, **params: Any) -> list[Any]:
     """Rows of a read-only statement (on the read engine, so the writer is never held)."""
     with db.read_engine.connect() as conn:
@@ -277,6 +294,7 @@ __all__ = [
     "reads_of",
     "replace",
     "sql",
+    "wait_until_blocked",
 ]
 
 

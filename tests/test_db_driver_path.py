@@ -113,7 +113,8 @@ def test_the_offers_and_accepts_statements_take_the_driver_path(db_url: str):
         for answers in (False, True)
     ]
     insert = {"ticket_id": 1, "agent_id": 2, "created_at": now, "expires_at": now}
-    _take_the_driver_path(db_url, statements, [(routing._OFFER_INSERT, insert)])
+    dialect = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    _take_the_driver_path(db_url, statements, [(routing._OFFER_INSERT[dialect], insert)])
 
 
 def test_the_statements_of_a_reply_an_update_and_a_delivery_take_the_driver_path(db_url: str):

@@ -10,7 +10,7 @@ from typing import Any
 
 from routing.core import TicketState
 from routing.service import RouterService, RoutingConfig
-from tests.conftest import applied, count, reads_of, sql
+from tests.conftest import applied, count, reads_of, sql, wait_until_blocked
 from tests.web._helpers import new_ticket, patch_ticket
 from tickets.actions import routing as routing_actions
 
@@ -206,7 +206,7 @@ async def test_offer_stored_refused_when_the_ticket_was_taken_meanwhile(client, 
 
 
 async def test_a_second_open_offer_of_a_ticket_is_refused_and_the_rest_kept(client, world):
-    """The partial unique index refuses a second open offer (its savepoint is rolled back);
+    """The partial unique index refuses a second open offer (the insert skips it, no error);
     the other offers of the same batch are stored."""
     first = await _ticket(client, world, queue="billing", skills={"billing": 5})  # no offer:
     second = await _ticket(client, world, queue="billing", skills={"billing": 5})  # nobody in
@@ -223,6 +223,37 @@ async def test_a_second_open_offer_of_a_ticket_is_refused_and_the_rest_kept(clie
     assert refused is None and stored is not None
     assert count(world.svc.db, "offer", "ticket_id = :t", t=first) == 1
     assert count(world.svc.db, "offer", "id = :o AND agent_id = :a", o=stored, a=agent2) == 1
+
+
+async def test_an_offer_racing_another_routers_waits_and_is_refused(client, world, db_url):
+    """Two routers offer one ticket at once: the second insert waits for the first one's
+    transaction and, once it commits, skips its own offer (returns no id) without an error."""
+    import threading
+
+    import psycopg
+
+    tid = await _ticket(client, world, queue="billing", skills={"billing": 5})  # no offer
+    now = world.svc.db.clock()
+    agent, agent2 = world.users["agent"]["id"], world.users["agent2"]["id"]
+    if not db_url.startswith("postgresql"):  # one writer at a time: no such interleaving
+        return
+    first = psycopg.connect(db_url)  # the other router, between its insert and its commit
+    first.execute("INSERT INTO offer (ticket_id, agent_id, created_at, expires_at)"
+                  " VALUES (%s, %s, %s, %s)", (tid, agent, now, now))  # fmt: skip
+    second: list[object] = []
+    offers = [routing_actions.NewOffer(tid, agent2, now, now)]
+    router = threading.Thread(
+        target=lambda: second.append(world.svc.db.write_sync(routing_actions.create_offers, offers))
+    )
+    router.start()
+    wait_until_blocked(db_url, router)
+    assert router.is_alive()  # it waited for the first transaction
+    first.commit()
+    first.close()
+    router.join(10)
+    assert second == [[None]]
+    assert count(world.svc.db, "offer", "ticket_id = :t", t=tid) == 1
+    assert count(world.svc.db, "offer", "ticket_id = :t AND agent_id = :a", t=tid, a=agent) == 1
 
 
 async def test_resync_catches_what_the_bus_lost(client, world, settings):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contact_center.db import Actor
-from tests.conftest import sql
+from tests.conftest import sql, wait_until_blocked
 from tickets.actions import ingest
 from tickets.actions.messages import (
     SEND_LEASE,
@@ -86,15 +86,7 @@ def test_two_jobs_for_one_message_send_it_once(services, world, db_url):
     second: list[object] = []
     job = threading.Thread(target=lambda: second.append(db.write_sync(begin_delivery, mid)))
     job.start()
-    with psycopg.connect(db_url, autocommit=True) as watch:  # until the second job waits
-        while (
-            job.is_alive()
-            and not watch.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname ="
-                " current_database()"
-            ).fetchall()
-        ):
-            watch.execute("SELECT pg_sleep(0.01)")
+    wait_until_blocked(db_url, job)  # the second job waits for the first one's row lock
     first.commit()
     first.close()
     job.join(10)

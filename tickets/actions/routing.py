@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from contact_center.db import SYSTEM, Actor, UnitOfWork
 from contact_center.errors import Conflict
@@ -79,7 +79,15 @@ def _offer_event(row: Any, **extra: Any) -> dict[str, Any]:
 
 # Built once (see tickets/actions/_statements.py): every offer and accept runs these.
 _b = sa.bindparam
-_OFFER_INSERT = sa.insert(OFFER).returning(OFFER)
+# at most one open offer per ticket (uq_offer_open_ticket): a second is skipped by the insert
+# itself, which returns no row, rather than by a savepoint around an IntegrityError (two more
+# statements per offer). On PostgreSQL a racing insert waits for the other transaction first.
+_OFFER_INSERT = {
+    name: dialect.insert(OFFER)
+    .on_conflict_do_nothing(index_elements=["ticket_id"], index_where=OFFER.c.outcome.is_(None))
+    .returning(OFFER)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 _OPEN_OFFER = sa.select(OFFER).where(
     OFFER.c.ticket_id == _b("tid"), OFFER.c.agent_id == _b("aid"), OFFER.c.outcome.is_(None)
 )
@@ -138,12 +146,11 @@ def create_offers(uow: UnitOfWork, offers: Sequence[NewOffer]) -> list[int | Non
             "created_at": o.created_at,
             "expires_at": o.expires_at,
         }
-        try:
-            with uow.session.begin_nested():
-                (row,) = uow.fetch(_OFFER_INSERT, values)
-        except IntegrityError:  # another open offer for this ticket: never a second one
+        rows = uow.fetch(_OFFER_INSERT[uow.dialect], values)
+        if not rows:  # another open offer for this ticket: never a second one
             out.append(None)
             continue
+        (row,) = rows
         out.append(int(row.id))
         uow.emit("offer.created", _offer_event(row, ticket=ticket_summary(t)), o.ticket_id)
         uow.audit(SYSTEM, "offer.create", "ticket", o.ticket_id,
