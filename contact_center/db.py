@@ -129,45 +129,75 @@ class UnitOfWork:
     def flush_log(self) -> None:
         """Write pending events and audit rows (ids returned for events, in order).
 
-        On PostgreSQL each kind is one multi-row insert built once per row count and run on
-        the driver (:func:`_rows_insert`); on SQLite, where a statement is a function call
+        On PostgreSQL both kinds are one statement: the audit rows' multi-row insert rides
+        along as a data-modifying ``WITH`` of the events' (:func:`_log_insert`), built once per
+        row counts and run on the driver; on SQLite, where a statement is a function call
         rather than a round trip, one prebuilt insert per row on the driver is cheaper still.
         """
         from tickets.actions._statements import AUDIT_INSERT, EVENT_INSERT
 
         conn = self.session
-        per_row = conn.dialect.name == "sqlite"
-        if self._events:
-            if per_row and _fast_plan(conn, EVENT_INSERT, self._events[0]) is not None:
-                ids = [fetch(conn, EVENT_INSERT, ev)[0][0] for ev in self._events]
-            else:
-                ids = _insert_rows(conn, EVENT_INSERT, self._events, returning=True)
-            for event_id, ev in zip(ids, self._events, strict=True):
-                self.published.append(
-                    EventRecord(
-                        event_id, ev["type"], ev["ticket_id"], ev["payload"], ev["created_at"]
-                    )
-                )
-            self._events.clear()
-        if self._audit:
-            if per_row and _fast_plan(conn, AUDIT_INSERT, self._audit[0]) is not None:
-                for row in self._audit:
-                    fetch(conn, AUDIT_INSERT, row)
-            else:
-                _insert_rows(conn, AUDIT_INSERT, self._audit, returning=False)
-            self._audit.clear()
+        events, audit = self._events, self._audit
+        if not events and not audit:
+            return
+        if conn.dialect.name == "sqlite" and _fast_plan(conn, EVENT_INSERT, _EVENT_KEYS):
+            ids = [fetch(conn, EVENT_INSERT, ev)[0][0] for ev in events]
+            for row in audit:
+                fetch(conn, AUDIT_INSERT, row)
+        elif (
+            conn.dialect.name == "postgresql"
+            and events
+            and audit
+            and _same_keys(events)
+            and _same_keys(audit)
+        ):
+            ids = _log_insert_rows(conn, events, audit)
+        else:
+            ids = _insert_rows(conn, EVENT_INSERT, events, returning=True) if events else []
+            if audit:
+                _insert_rows(conn, AUDIT_INSERT, audit, returning=False)
+        for event_id, ev in zip(ids, events, strict=True):
+            self.published.append(
+                EventRecord(event_id, ev["type"], ev["ticket_id"], ev["payload"], ev["created_at"])
+            )
+        events.clear()
+        audit.clear()
+
+
+# the keys of a pending event (UnitOfWork.emit): for the SQLite plan check
+_EVENT_KEYS = dict.fromkeys(("type", "ticket_id", "payload", "created_at"))
+
+
+def _same_keys(rows: list[dict[str, Any]]) -> bool:
+    """Whether ``rows`` fit one multi-row insert of :func:`_rows_insert`."""
+    keys = rows[0].keys()
+    return len(rows) <= _ROWS_MAX and all(r.keys() == keys for r in rows)
 
 
 _ROWS_MAX = 16  # more rows in one unit of work (rare): SQLAlchemy's own multi-row insert
 
 
 @functools.lru_cache(maxsize=64)
-def _rows_insert(table: sa.Table, keys: tuple[str, ...], n: int, returning: bool) -> Any:
+def _rows_insert(
+    table: sa.Table, keys: tuple[str, ...], n: int, returning: bool, prefix: str = ""
+) -> Any:
     """``INSERT INTO table (keys) VALUES (…), … (n rows) [RETURNING id]``, parameters named
-    ``{key}_{row}``: built once per shape, so it takes the driver path of :func:`fetch`."""
-    rows = [{k: sa.bindparam(f"{k}_{i}", type_=table.c[k].type) for k in keys} for i in range(n)]
+    ``{prefix}{key}_{row}``: built once per shape, so it takes the driver path of :func:`fetch`."""
+    rows = [
+        {k: sa.bindparam(f"{prefix}{k}_{i}", type_=table.c[k].type) for k in keys} for i in range(n)
+    ]
     statement = sa.insert(table).values(rows)
     return statement.returning(table.c.id) if returning else statement
+
+
+def _rows_params(rows: list[dict[str, Any]], prefix: str = "") -> dict[str, Any]:
+    return {f"{prefix}{k}_{i}": v for i, row in enumerate(rows) for k, v in row.items()}
+
+
+def _sorted_ids(out: Sequence[Any]) -> list[int]:
+    # ids come from the table's sequence row by row, in the order of VALUES: sorted, they are
+    # the rows' ids in order whatever order RETURNING lists them in
+    return sorted(int(r[0]) for r in out)
 
 
 def _insert_rows(
@@ -175,15 +205,35 @@ def _insert_rows(
 ) -> list[int]:
     """Insert ``rows`` (each with the same keys) in one statement; with ``returning`` (which
     ``prebuilt``, the one-row insert, must match) their new ids in row order, else []."""
-    keys = tuple(rows[0])
-    if len(rows) > _ROWS_MAX or any(tuple(r) != keys for r in rows):
+    if not _same_keys(rows):
         result = conn.execute(prebuilt, rows)
         return [row[0] for row in result.all()] if returning else []
-    params = {f"{k}_{i}": v for i, row in enumerate(rows) for k, v in row.items()}
-    out = fetch(conn, _rows_insert(prebuilt.table, keys, len(rows), returning), params)
-    # ids come from the table's sequence row by row, in the order of VALUES: sorted, they are
-    # the rows' ids in order whatever order RETURNING lists them in
-    return sorted(int(r[0]) for r in out)
+    statement = _rows_insert(prebuilt.table, tuple(rows[0]), len(rows), returning)
+    out = fetch(conn, statement, _rows_params(rows))
+    return _sorted_ids(out) if returning else []
+
+
+@functools.lru_cache(maxsize=64)
+def _log_insert(
+    event_keys: tuple[str, ...], n_events: int, audit_keys: tuple[str, ...], n_audit: int
+) -> Any:
+    """``WITH a AS (INSERT INTO auditlog …) INSERT INTO event … RETURNING id``: one round trip
+    for a unit of work's log. PostgreSQL runs a data-modifying ``WITH`` whether or not the
+    main statement reads it, in the same snapshot and transaction."""
+    from tickets.actions._statements import AUDIT_INSERT, EVENT_INSERT
+
+    audit = _rows_insert(AUDIT_INSERT.table, audit_keys, n_audit, False, "a_")
+    events = _rows_insert(EVENT_INSERT.table, event_keys, n_events, True, "e_")
+    return events.add_cte(audit.cte("audit_rows"))
+
+
+def _log_insert_rows(
+    conn: sa.Connection, events: list[dict[str, Any]], audit: list[dict[str, Any]]
+) -> list[int]:
+    """Events and audit rows in one statement (PostgreSQL); the events' ids in row order."""
+    statement = _log_insert(tuple(events[0]), len(events), tuple(audit[0]), len(audit))
+    out = fetch(conn, statement, {**_rows_params(events, "e_"), **_rows_params(audit, "a_")})
+    return _sorted_ids(out)
 
 
 def insert_ignore(uow: UnitOfWork, table: sa.Table, values: dict[str, Any]) -> int | None:
