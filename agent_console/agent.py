@@ -21,7 +21,7 @@ from contact_center.auth import AuthUser
 from contact_center.db import EventRecord
 from contact_center.errors import ValidationError
 from contact_center.keys import Services
-from contact_center.realtime import AuthedNamespace, acked, has_local
+from contact_center.realtime import AuthedNamespace, acked
 from contact_center.routing_data import agent_snapshot
 from tickets.actions import admin as admin_actions
 from tickets.actions import routing as routing_actions
@@ -137,9 +137,7 @@ class AgentNamespace(AuthedNamespace, Conversations):
             return
         aid = int(agent_id)
         self.last_sent[aid] = max(self.last_sent.get(aid, 0), ev.id)
-        room = agent_room(aid)
-        if has_local(self.server, self.namespace, room):
-            await self.emit(name, {"event_id": ev.id, **data}, room=room, ignore_queue=True)
+        await self.emit(name, {"event_id": ev.id, **data}, room=agent_room(aid), ignore_queue=True)
 
     async def on_bus_event(self, ev: EventRecord) -> None:
         """Translate one committed event into what the agents concerned should see."""
@@ -178,11 +176,10 @@ class AgentNamespace(AuthedNamespace, Conversations):
         await self._to_agent(aid, "presence", ev,
                              {"presence": p["presence"], "reason": p.get("reason")})  # fmt: skip
         team = p.get("team_id")
-        room = None if team is None else team_room(int(team))
-        if room is not None and has_local(self.server, self.namespace, room):
+        if team is not None:
             await self.emit("team.presence",
                             {"event_id": ev.id, "agent_id": aid, "presence": p["presence"]},
-                            room=room, ignore_queue=True)  # fmt: skip
+                            room=team_room(int(team)), ignore_queue=True)  # fmt: skip
 
     async def _disconnect_user(self, user_id: int) -> None:
         """A revoked or deactivated user's sockets are closed (they must log in again)."""

@@ -27,6 +27,8 @@ from tickets.domain import Role
 __all__ = [
     "SIO",
     "AuthedNamespace",
+    "LocalManager",
+    "RedisManager",
     "acked",
     "allowed_origins",
     "attach_socketio",
@@ -41,9 +43,41 @@ SIO: web.AppKey[socketio.AsyncServer] = web.AppKey("sio")
 
 def has_local(server: socketio.AsyncServer, namespace: str, room: str) -> bool:
     """Whether a socket of this process is in ``room`` (scaled out, the other web processes
-    hold the rest). Check before an ``ignore_queue`` emit: python-socketio builds and encodes
-    the packet before it looks for the room's sockets, also when there are none."""
+    hold the rest): for work that only matters to a local socket, such as reading what an
+    emit would carry. The emit itself already skips an empty room (:class:`LocalManager`)."""
     return bool(server.manager.rooms.get(namespace, {}).get(room))
+
+
+def _has_participants(rooms: dict[Any, Any], namespace: str, room: Any) -> bool:
+    ns = rooms.get(namespace)
+    if not ns:
+        return False
+    if room is None:  # the whole namespace: python-socketio keeps everyone in room None
+        return bool(ns.get(None))
+    if isinstance(room, str) or not hasattr(room, "__len__"):
+        return bool(ns.get(room))
+    return any(ns.get(r) for r in room)
+
+
+class LocalManager(socketio.AsyncManager):  # type: ignore[misc]
+    """The in-process manager, whose emit returns at once when none of this process's sockets
+    is in the room. python-socketio builds and encodes the packet first and only then looks
+    for the room's sockets; scaled out, every process hears every event and most rooms are
+    another process's, so that is most of the encoding it does."""
+
+    async def emit(self, event: str, data: Any, namespace: str, room: Any = None,
+                   skip_sid: Any = None, callback: Any = None, to: Any = None,
+                   **kwargs: Any) -> None:  # fmt: skip
+        if not _has_participants(self.rooms, namespace, to or room):
+            return
+        await super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
+                           callback=callback, to=to, **kwargs)  # fmt: skip
+
+
+class RedisManager(socketio.AsyncRedisManager, LocalManager):  # type: ignore[misc]
+    """``AsyncRedisManager`` whose local delivery (``ignore_queue``, and what other processes
+    publish) is :class:`LocalManager`'s: in the method order it sits between the pub/sub layer
+    and the plain manager, so publishing to the other processes is unchanged."""
 
 
 def allowed_origins(settings: Settings) -> list[str]:
@@ -142,11 +176,9 @@ def attach_socketio(
     namespaces: Iterable[Callable[[Services], socketio.AsyncNamespace]],
 ) -> socketio.AsyncServer:
     """Create the server, register namespaces, attach to the app (path ``/socket.io``)."""
-    manager = None
+    manager: LocalManager = LocalManager()
     if settings.redis_url:
-        manager = socketio.AsyncRedisManager(
-            settings.redis_url, channel=settings.events_channel + "-sio"
-        )
+        manager = RedisManager(settings.redis_url, channel=settings.events_channel + "-sio")
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,
