@@ -138,13 +138,7 @@ class UnitOfWork:
 
         conn = self.session
         events, audit = self._events, self._audit
-        if not events and not audit:
-            return
-        if conn.dialect.name == "sqlite" and _fast_plan(conn, EVENT_INSERT, _EVENT_KEYS):
-            ids = [fetch(conn, EVENT_INSERT, ev)[0][0] for ev in events]
-            for row in audit:
-                fetch(conn, AUDIT_INSERT, row)
-        elif (
+        if (
             conn.dialect.name == "postgresql"
             and events
             and audit
@@ -153,9 +147,8 @@ class UnitOfWork:
         ):
             ids = _log_insert_rows(conn, events, audit)
         else:
-            ids = _insert_rows(conn, EVENT_INSERT, events, returning=True) if events else []
-            if audit:
-                _insert_rows(conn, AUDIT_INSERT, audit, returning=False)
+            ids = _insert_log(conn, EVENT_INSERT, events, returning=True)
+            _insert_log(conn, AUDIT_INSERT, audit, returning=False)
         for event_id, ev in zip(ids, events, strict=True):
             self.published.append(
                 EventRecord(event_id, ev["type"], ev["ticket_id"], ev["payload"], ev["created_at"])
@@ -164,8 +157,20 @@ class UnitOfWork:
         audit.clear()
 
 
-# the keys of a pending event (UnitOfWork.emit): for the SQLite plan check
-_EVENT_KEYS = dict.fromkeys(("type", "ticket_id", "payload", "created_at"))
+def _insert_log(
+    conn: sa.Connection, prebuilt: Any, rows: list[dict[str, Any]], *, returning: bool
+) -> list[int]:
+    """One kind of log rows: on SQLite one prebuilt insert per row on the driver, elsewhere
+    (or without a driver plan) one multi-row insert; with ``returning`` the new ids in order."""
+    if not rows:
+        return []
+    if conn.dialect.name == "sqlite" and _fast_plan(conn, prebuilt, rows[0]) is not None:
+        if returning:
+            return [fetch(conn, prebuilt, row)[0][0] for row in rows]
+        for row in rows:
+            fetch(conn, prebuilt, row)
+        return []
+    return _insert_rows(conn, prebuilt, rows, returning=returning)
 
 
 def _same_keys(rows: list[dict[str, Any]]) -> bool:
