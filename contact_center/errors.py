@@ -11,6 +11,7 @@
       ├─ PayloadTooLarge      413  payload_too_large
       ├─ RateLimited          429  rate_limited
       ├─ BackupError          500  backup_invalid    (backup/restore refused or unverifiable)
+      ├─ Unavailable          503  unavailable       (retryable: not served by this process now)
       └─ ChannelError         502  channel_error
            ├─ ChannelUnavailable  503  channel_unavailable (retryable; also a ConnectionError)
            ├─ ChannelAuthFailed   502  channel_auth_failed (not retryable)
@@ -36,6 +37,7 @@ __all__ = [
     "RateLimited",
     "ServiceDeskError",
     "Unauthorized",
+    "Unavailable",
     "ValidationError",
 ]
 
@@ -113,6 +115,14 @@ class BackupError(ServiceDeskError):
     """A backup could not be made, or an archive or restore failed verification."""
 
     code = "backup_invalid"
+
+
+class Unavailable(ServiceDeskError):
+    """This process does not serve this now (a standby leader's wallboard); ask another."""
+
+    code = "unavailable"
+    http_status = 503
+    retryable = True
 
 
 class ChannelError(ServiceDeskError):

@@ -41,6 +41,10 @@ class EventBus(Protocol):
     async def stop(self) -> None:
         """Stop dispatching (pending events are delivered first)."""
 
+    async def listen(self, on: bool) -> None:
+        """Receive other processes' events (the default) or not: a standby leader needs none
+        until it leads (its own events are dispatched either way)."""
+
 
 class InProcessBus:
     """Fan-out inside one process through an asyncio queue."""
@@ -89,6 +93,9 @@ class InProcessBus:
         self._queue.put_nowait(None)
         await self._task
         self._task = None
+
+    async def listen(self, on: bool) -> None:
+        """Nothing to do: one process has no other processes' events."""
 
 
 # Events cross processes in batches: one pub/sub message carries every event that was ready to
@@ -182,7 +189,9 @@ class RedisBus(InProcessBus):
         # how _encode starts this process's own messages: they are skipped undecoded
         self._own = ('{"origin":"' + self._origin + '"').encode()
         self._outbox: asyncio.Queue[EventRecord | None] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._receiver: asyncio.Task[None] | None = None
+        self._listening = True
         self._ready = asyncio.Event()
 
     def publish(self, events: Sequence[EventRecord]) -> None:
@@ -287,17 +296,48 @@ class RedisBus(InProcessBus):
 
     async def start(self) -> None:
         await super().start()
-        self._tasks = [
-            asyncio.create_task(self._send(), name="event-bus-send"),
-            asyncio.create_task(self._receive(), name="event-bus-receive"),
-        ]
+        self._sender = asyncio.create_task(self._send(), name="event-bus-send")
+        if self._listening:
+            await self._start_receiving()
+
+    @property
+    def listening(self) -> bool:
+        """Whether other processes' events are read (subscribed, or subscribing)."""
+        return self._listening
+
+    async def listen(self, on: bool) -> None:
+        """Subscribe to the channel (returning once subscribed, 5 s at most) or unsubscribe.
+
+        Every process decodes every message on the channel; a standby leader that reads none
+        until it leads saves that (it rebuilds what it leads from the database, after
+        subscribing, so nothing committed in between is missed)."""
+        if on == self._listening:
+            return
+        self._listening = on
+        if self._sender is None:  # not started: start() follows the setting
+            return
+        if on:
+            await self._start_receiving()
+        else:
+            await self._stop_receiving()
+
+    async def _start_receiving(self) -> None:
+        self._ready.clear()
+        self._receiver = asyncio.create_task(self._receive(), name="event-bus-receive")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ready.wait(), timeout=5)
 
+    async def _stop_receiving(self) -> None:
+        task, self._receiver = self._receiver, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def stop(self) -> None:
         self._outbox.put_nowait(None)
-        await self._tasks[0]
-        self._tasks[1].cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._tasks[1]
+        if self._sender is not None:
+            await self._sender
+            self._sender = None
+        await self._stop_receiving()
         await super().stop()

@@ -92,9 +92,13 @@ class SlaService:
         self._wake = asyncio.Event()
         # Whether this process announces timers. Alone it always does; scaled out (Redis) only
         # the leader does (``routing.service.install_routing`` calls :meth:`lead`). The others
-        # keep their heap and board current, so a new leader fires what is due at once.
+        # keep their board current (web processes serve it), and a new leader rebuilds the
+        # timers and fires what is due at once; a lead process's standby keeps nothing.
         self.announcing = True
         self._leading = True
+        # A dormant standby (a lead process not leading) keeps nothing: no board, no timers,
+        # no events (its bus does not listen); it loads everything when it takes the lead.
+        self.dormant = False
         self._sweep_soon = False
         self._sleep_until = float("inf")
         self._listeners: list[Listener] = []
@@ -139,10 +143,13 @@ class SlaService:
         if self._inbox is not None:
             self._inbox.put_nowait(ev)
 
-    async def start(self) -> None:
-        """Rebuild from the database, then follow events and run the timer loop."""
+    async def start(self, *, sweep: bool = False) -> None:
+        """Rebuild from the database, then follow events and run the timer loop (``sweep``:
+        sweep for overdue tickets at once, as a leader taking over does)."""
         self._inbox = asyncio.Queue()
         await self.load()
+        self.dormant = False  # (a standby taking over answers its wallboard from here on)
+        self._sweep_soon = sweep
         self._tasks = [
             asyncio.create_task(self._work(), name="sla-events"),
             asyncio.create_task(self._run(), name="sla-timers"),
@@ -158,6 +165,13 @@ class SlaService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+
+    async def rest(self) -> None:
+        """Stand by dormant: stop and forget the board (:meth:`start` rebuilds it all)."""
+        self.lead(False)
+        await self.stop()
+        self.board = LiveBoard(self.config.board)
+        self.dormant = True
 
     async def load(self) -> None:
         """Catalog, open tickets (timers), today's counters, agents and breaches."""
@@ -341,8 +355,14 @@ class SlaService:
                     log.exception("wallboard listener failed")
 
 
-def install_sla(app: web.Application, config: SlaServiceConfig | None = None) -> SlaService:
-    """Create the app's SLA service (unless one is set) and start/stop it with the app."""
+def install_sla(
+    app: web.Application, config: SlaServiceConfig | None = None, *, dormant_standby: bool = False
+) -> SlaService:
+    """Create the app's SLA service (unless one is set) and start/stop it with the app.
+
+    ``dormant_standby`` (a lead process, scaled out): the service starts only when the
+    process takes the lead (``routing.service.install_routing`` starts it) and rests while it
+    stands by."""
     svc = app[SERVICES]
     if svc.sla is None:
         from contact_center.sla_metrics import SlaCollector
@@ -355,7 +375,10 @@ def install_sla(app: web.Application, config: SlaServiceConfig | None = None) ->
         svc.bus.subscribe(service.on_event)
         # scaled out, only the leader announces (it calls service.lead when it wins the lock)
         service.lead(not svc.settings.redis_url)
-        await service.start()
+        if dormant_standby and svc.settings.redis_url:
+            service.dormant = True
+        else:
+            await service.start()
         try:
             yield
         finally:

@@ -553,9 +553,16 @@ class RouterService:
 
 
 def install_routing(
-    app: web.Application, factory: Callable[[], RouterService] | None = None
+    app: web.Application,
+    factory: Callable[[], RouterService] | None = None,
+    *,
+    dormant_standby: bool = False,
 ) -> RouterService:
-    """Create the app's router service (unless one is set) and start/stop it with the app."""
+    """Create the app's router service (unless one is set) and start/stop it with the app.
+
+    ``dormant_standby`` (a lead process, whose SLA service is installed the same way): while
+    it stands by the process reads no events and keeps no SLA board; taking the lead it
+    subscribes first, then loads the router and the SLA service from the database."""
     from contact_center.keys import SERVICES
 
     svc = app[SERVICES]
@@ -583,16 +590,28 @@ def install_routing(
                           ttl=svc.settings.leader_ttl_ms / 1000)  # fmt: skip
         service.leader = lock
         sla = svc.sla  # the SLA timers have the same leader as the router
+        if dormant_standby:
+            await svc.bus.listen(False)
 
         async def lead() -> None:
+            if dormant_standby:
+                await svc.bus.listen(True)  # before the loads: nothing committed is missed
+                svc.users.drop()  # user.updated events went unheard
             await service.start()
             if sla is not None:
                 sla.lead(True)
+                if sla.dormant:
+                    await sla.start(sweep=True)
 
         async def step_down() -> None:
             if sla is not None:
-                sla.lead(False)
+                if dormant_standby:
+                    await sla.rest()
+                else:
+                    sla.lead(False)
             await service.stop()
+            if dormant_standby:
+                await svc.bus.listen(False)
 
         contend = asyncio.create_task(lock.run(lead, step_down), name="router-leader")
         try:

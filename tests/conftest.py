@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -226,6 +227,17 @@ def inbound(
     """A valid inbound body."""
     return {"external_id": external_id, "handle": handle, "channel": channel,
             "body": kw.pop("body", f"message {external_id}"), **kw}  # fmt: skip
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> float:
+    """Poll ``condition`` (every 20 ms) until it holds; the seconds it took. Raises after
+    ``timeout`` seconds (a bound for a test that would otherwise hang, not a timing check)."""
+    t0 = time.monotonic()
+    while not condition():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - t0
 
 
 def count(db: Database, table: str, where: str = "1=1", **params: Any) -> int:

@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from contact_center.api.common import services
-from contact_center.errors import Forbidden, ServiceDeskError, Unauthorized
+from contact_center.errors import Forbidden, ServiceDeskError, Unauthorized, Unavailable
 from contact_center.keys import AUTH_ERROR, SERVICES
 from contact_center.keys import USER as USER_KEY
 from contact_center.openapi import build_openapi
@@ -80,4 +80,6 @@ async def wallboard(request: web.Request) -> web.StreamResponse:
     sla = services(request).sla
     if sla is None:
         raise ServiceDeskError("the SLA service is not running")
+    if sla.dormant:
+        raise Unavailable("this is a standby leader: ask a web process (or the leader)")
     return json_response(sla.snapshot(user.team_id, everything=user.role is Role.ADMIN))

@@ -132,6 +132,43 @@ async def test_redis_bus_sends_batches_and_reads_single_events_and_skips_garbage
 
 
 @pytest.mark.redis
+async def test_a_bus_that_stops_listening_reads_nothing_until_it_listens_again():
+    import redis.asyncio as aredis
+
+    channel = f"cc-test-{uuid.uuid4().hex}"
+    a, b = RedisBus(REDIS_URL, channel), RedisBus(REDIS_URL, channel)
+    got, own = Collector(2), Collector(1)
+    b.subscribe(got)
+    b.subscribe(own)
+    raw = aredis.Redis.from_url(REDIS_URL)
+    await a.start()
+    await b.listen(False)  # before start: b never subscribes
+    await b.start()
+    try:
+        assert not b.listening
+        assert await raw.execute_command("PUBSUB", "NUMSUB", channel) == [channel.encode(), 1]
+        a.publish([_ev(1)])
+        b.publish([_ev(2)])  # its own events are still dispatched in the process
+        await asyncio.wait_for(own.done.wait(), 5)
+        await b.listen(True)  # returns once subscribed
+        assert await raw.execute_command("PUBSUB", "NUMSUB", channel) == [channel.encode(), 2]
+        a.publish([_ev(3)])
+        await asyncio.wait_for(got.done.wait(), 5)
+        await b.listen(False)
+        assert await raw.execute_command("PUBSUB", "NUMSUB", channel) == [channel.encode(), 1]
+        a.publish([_ev(4)])
+        await b.listen(True)
+        a.publish([_ev(5)])
+        await _until(lambda: len(got.items) == 3)
+    finally:
+        await raw.aclose()
+        await a.stop()
+        await b.stop()
+    # 1 and 4 were published while b was not listening: never read; 2 is b's own
+    assert [e.id for e in got.items] == [2, 3, 5]
+
+
+@pytest.mark.redis
 def test_a_worker_publishes_on_one_connection_and_through_a_redis_restart(own_redis):
     """``publish_sync`` (RQ workers publish each commit's events) keeps its client: one
     connection for many commits, not one each, and a restarted Redis costs no event."""

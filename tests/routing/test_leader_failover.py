@@ -4,24 +4,14 @@ when it stops the other takes over from the database without losing or doubling 
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import replace
 
 import pytest
 
 from contact_center.app import build_services, create_app
-from tests.conftest import FAST_HASHING, REDIS_URL, count, inbound, sql
+from tests.conftest import FAST_HASHING, REDIS_URL, count, inbound, sql, until
 
 pytestmark = pytest.mark.redis
-
-
-async def _until(condition, timeout: float = 5.0) -> float:
-    t0 = time.monotonic()
-    while not condition():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - t0
 
 
 @pytest.fixture
@@ -43,7 +33,7 @@ async def two(aiohttp_client, settings, world, clock):
 
 async def test_one_router_among_two_and_failover(two, world):
     first, second, a, b = two
-    await _until(lambda: first.routing.running or second.routing.running)
+    await until(lambda: first.routing.running or second.routing.running)
     await asyncio.sleep(0.3)  # a standby keeps trying; the lock keeps it out
     assert [first.routing.running, second.routing.running].count(True) == 1
     leader, standby = (a, b) if first.routing.running else (b, a)
@@ -54,17 +44,17 @@ async def test_one_router_among_two_and_failover(two, world):
     resp = await standby.post("/api/v1/inbound", headers=world.auth("admin"),
                               json=inbound("lf-1", queue="billing"))  # fmt: skip
     tid = (await resp.json())["ticket_id"]
-    await _until(lambda: count(led.db, "offer", "ticket_id = :t", t=tid) == 1)
+    await until(lambda: count(led.db, "offer", "ticket_id = :t", t=tid) == 1)
 
     await leader.close()  # the leading process stops; its lock is released
     other = second if led is first else first
-    waited = await _until(lambda: other.routing.running)
+    waited = await until(lambda: other.routing.running)
     assert waited < 2
     resp = await standby.post("/api/v1/inbound", headers=world.auth("admin"),
                               json=inbound("lf-2", handle="two@example.com",
                                            queue="billing"))  # fmt: skip
     tid2 = (await resp.json())["ticket_id"]
-    await _until(lambda: count(other.db, "offer", "ticket_id = :t", t=tid2) == 1)
+    await until(lambda: count(other.db, "offer", "ticket_id = :t", t=tid2) == 1)
     # the first offer was resumed from the database, not made again
     assert count(other.db, "offer", "ticket_id = :t", t=tid) == 1
     assert sql(other.db, "SELECT count(*) FROM offer WHERE outcome IS NULL")[0][0] == 2
@@ -82,7 +72,7 @@ async def test_only_the_leader_fires_sla_timers_and_a_new_leader_fires_what_is_d
     two, world, clock
 ):
     first, second, a, b = two
-    await _until(lambda: first.routing.running or second.routing.running)
+    await until(lambda: first.routing.running or second.routing.running)
     led, other = (first, second) if first.routing.running else (second, first)
     leader = a if led is first else b
     assert led.sla.announcing and not other.sla.announcing
@@ -90,22 +80,22 @@ async def test_only_the_leader_fires_sla_timers_and_a_new_leader_fires_what_is_d
     resp = await leader.post("/api/v1/inbound", headers=world.auth("admin"),
                              json=inbound("sl-1", channel="chat", handle="v-sl-1"))  # fmt: skip
     tid = (await resp.json())["ticket_id"]
-    await _until(lambda: _armed(led, tid))
+    await until(lambda: _armed(led, tid))
     await other.sla.wait_for_event(led.sla.last_event_id)
     assert not _armed(other, tid)  # a standby keeps the board, not the timers
     assert tid in other.sla.board.waiting.line(world.queues["general"], "chat")
     clock.advance(seconds=21)
-    await _until(lambda: _breaches(led.db, tid) == 1)
+    await until(lambda: _breaches(led.db, tid) == 1)
 
     # once the standby leads, it rebuilds the timers and fires what fell due meanwhile
     resp = await leader.post("/api/v1/inbound", headers=world.auth("admin"),
                              json=inbound("sl-2", channel="chat", handle="v-sl-2"))  # fmt: skip
     tid2 = (await resp.json())["ticket_id"]
-    await _until(lambda: _armed(led, tid2))
+    await until(lambda: _armed(led, tid2))
     await leader.close()
-    await _until(lambda: _armed(other, tid2))
-    await _until(lambda: other.sla.announcing)
+    await until(lambda: _armed(other, tid2))
+    await until(lambda: other.sla.announcing)
     clock.advance(seconds=21)
-    await _until(lambda: _breaches(other.db, tid2) == 1)
+    await until(lambda: _breaches(other.db, tid2) == 1)
     await asyncio.sleep(0.3)  # (a second announcement would come from the same loop)
     assert _breaches(other.db, tid) == 1 and _breaches(other.db, tid2) == 1
