@@ -229,14 +229,14 @@ def inbound(
             "body": kw.pop("body", f"message {external_id}"), **kw}  # fmt: skip
 
 
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> float:
-    """Poll ``condition`` (every 20 ms) until it holds; the seconds it took. Raises after
+async def until(condition: Callable[[], bool], timeout: float = 5.0, poll: float = 0.02) -> float:
+    """Poll ``condition`` (every ``poll`` s) until it holds; the seconds it took. Raises after
     ``timeout`` seconds (a bound for a test that would otherwise hang, not a timing check)."""
     t0 = time.monotonic()
     while not condition():
         if time.monotonic() - t0 > timeout:
             raise AssertionError("condition not reached")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(poll)
     return time.monotonic() - t0
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from contact_center.leader import LeaderLock
 from tests.channels.email.dovecot import free_port
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, until
 from tests.workers import ROOT, RedisServer
 
 pytestmark = pytest.mark.redis
@@ -42,13 +42,7 @@ class Led:
 
 
 async def _until(condition, timeout: float = 5.0) -> float:
-    """Seconds until ``condition()`` held (waiting on a state, not timing anything)."""
-    t0 = time.monotonic()
-    while not condition():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.01)
-    return time.monotonic() - t0
+    return await until(condition, timeout, poll=0.01)
 
 
 async def test_one_leader_and_an_orderly_handover():

@@ -19,6 +19,7 @@ import pytest
 import socketio
 
 from contact_center.cluster import Cluster, ClusterConfig
+from tests.conftest import until
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres, pytest.mark.timeout(600)]
 
@@ -179,13 +180,8 @@ async def _all_assigned(cluster: Cluster, agents: list[ClusterAgent], total: int
     raise AssertionError(f"not all assigned after {timeout} s: {waiting}")
 
 
-async def _until(condition, timeout: float) -> float:
-    t0 = time.monotonic()
-    while not condition():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - t0
+async def _until(condition, timeout: float = 5.0) -> float:
+    return await until(condition, timeout, poll=0.05)
 
 
 async def test_leader_web_and_redis_faults_lose_and_double_nothing(tmp_path):
